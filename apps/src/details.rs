@@ -81,18 +81,18 @@ async fn health() -> Json<Value> {
 
 async fn details(State(config): State<Config>, uri: Uri, headers: HeaderMap) -> Response {
     let Some(id) = product_id(uri.path()) else {
-        return error(json!("please provide numeric product id"));
+        return error("please provide numeric product id");
     };
     match &config.external_books {
         None => Json(v1_details(id)).into_response(),
         Some(base) => match external_details(base, id, &headers).await {
             Ok(details) => Json(details).into_response(),
-            Err(message) => error(Value::String(message)),
+            Err(message) => error(&message),
         },
     }
 }
 
-fn error(message: Value) -> Response {
+fn error(message: &str) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
 }
 

@@ -16,9 +16,11 @@
 pub mod curl;
 pub mod details;
 pub mod httpbin;
+pub mod internet;
 pub mod productpage;
 pub mod ratings;
 pub mod reviews;
+pub mod sleep;
 
 mod env;
 mod propagation;

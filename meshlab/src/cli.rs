@@ -48,6 +48,8 @@ enum Role {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Hold a pod's network namespace and do nothing else, until stopped.
+    Pause,
     /// Run all of Bookinfo in this process, without a mesh, with productpage on
     /// `http://localhost:PORT/productpage` (a quick look before `meshlab up`).
     Bookinfo {
@@ -89,17 +91,25 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn run_role(role: Role) -> anyhow::Result<()> {
+    match role {
+        Role::App { app, port } => block_on(meshlab_apps::run(app, port))?
+            .with_context(|| format!("{} stopped", app.name())),
+        Role::Pause => match meshlab_apps::sleep::main(vec!["infinity".into()]) {
+            0 => Ok(()),
+            code => anyhow::bail!("pause stopped with status {code}"),
+        },
+        Role::Bookinfo { port, reviews } => block_on(run_bookinfo(port, &reviews))?,
+    }
+}
+
+/// Runs a long-lived role on a multi-threaded runtime, logging at info.
+fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
     init_tracing("info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    match role {
-        Role::App { app, port } => runtime
-            .block_on(meshlab_apps::run(app, port))
-            .with_context(|| format!("{} stopped", app.name())),
-        Role::Bookinfo { port, reviews } => runtime.block_on(run_bookinfo(port, &reviews)),
-    }
+    Ok(runtime.block_on(future))
 }
 
 /// Starts ratings, details and the chosen reviews on loopback ports picked by the

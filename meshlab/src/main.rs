@@ -1,7 +1,8 @@
 //! The `meshlab` binary: the learner's CLI and, inside containers, every role.
 //!
-//! It is also `curl` when invoked under that name, so images can offer the command
-//! Istio's tasks type (`kubectl exec … -- curl …`) with a link to this one file.
+//! It is also `curl` and `sleep` when invoked under those names, so images offer the
+//! commands Istio's samples and tasks use (`curl …`, `/bin/sleep infinity`) with links
+//! to this one file.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -15,11 +16,17 @@ fn main() -> ExitCode {
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .to_owned();
-    if invoked_as == "curl" {
-        args.remove(0);
-        return exit_code(meshlab_apps::curl::main(args));
+    match invoked_as.as_str() {
+        "curl" => {
+            args.remove(0);
+            exit_code(meshlab_apps::curl::main(args))
+        }
+        "sleep" => {
+            args.remove(0);
+            exit_code(meshlab_apps::sleep::main(args))
+        }
+        _ => meshlab::main(args),
     }
-    meshlab::main(args)
 }
 
 fn exit_code(code: i32) -> ExitCode {

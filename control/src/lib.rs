@@ -1,0 +1,24 @@
+//! The meshlab control plane, running as the `meshlab-control` container.
+//!
+//! It will own, in the order configuration flows through it:
+//! - the resource store: Kubernetes-style and Istio kinds, typed and validated,
+//!   persisted with atomic writes in the lab's state volume;
+//! - the workload reconciler: Deployments become pods made of Docker containers;
+//! - the service registry: Services, endpoints, ServiceEntries;
+//! - translation: per-proxy listeners, routes, clusters, endpoints and secrets, named
+//!   as Istio names them;
+//! - the discovery server streaming that configuration to proxies (gRPC);
+//! - the certificate authority issuing SPIFFE identities;
+//! - the HTTP API used by the CLI and the dashboard.
+//!
+//! Present today: the first of these. A manifest travels
+//! [`yaml`] (one door for YAML: parse, locate) → [`resource`] (typed, `deny_unknown_fields`)
+//! → [`validate`] (what Istio and Kubernetes reject) → [`store`] (all-or-nothing apply,
+//! persistence, snapshots), and [`output`] prints what kubectl would.
+
+pub mod diagnostic;
+pub mod output;
+pub mod resource;
+pub mod store;
+pub mod validate;
+pub mod yaml;

@@ -1,0 +1,29 @@
+//! The manifests meshlab applies by itself, written in the shape of Istio's samples so
+//! that what a learner sees with `meshlab get` matches what the Istio docs show.
+
+/// A manifest file shipped inside the binary.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    /// The file name, used in apply messages and error locations.
+    pub file: &'static str,
+    /// The YAML text.
+    pub yaml: &'static str,
+}
+
+/// Namespace `default`, labelled `istio-injection=enabled`.
+pub const NAMESPACE_DEFAULT: Sample = Sample {
+    file: "namespace-default.yaml",
+    yaml: include_str!("../samples/namespace-default.yaml"),
+};
+
+/// Bookinfo as Istio's `bookinfo.yaml` declares it.
+pub const BOOKINFO: Sample = Sample {
+    file: "bookinfo.yaml",
+    yaml: include_str!("../samples/bookinfo.yaml"),
+};
+
+/// The `sleep` client as Istio's `sleep.yaml` declares it.
+pub const SLEEP: Sample = Sample {
+    file: "sleep.yaml",
+    yaml: include_str!("../samples/sleep.yaml"),
+};
