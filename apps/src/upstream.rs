@@ -77,7 +77,7 @@ async fn exchange(uri: &Uri, headers: HeaderMap) -> Result<Response, UpstreamErr
         _ => return Err(UpstreamError::Url(uri.to_string())),
     };
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let tcp = TcpStream::connect((host.as_str(), port))
+    let tcp = connect(&host, port)
         .await
         .map_err(|source| UpstreamError::Connect {
             authority: authority.clone(),
@@ -120,6 +120,25 @@ async fn exchange(uri: &Uri, headers: HeaderMap) -> Result<Response, UpstreamErr
     } else {
         send(tcp, request, authority).await
     }
+}
+
+/// Connects to one of `host`'s addresses, trying them in random order.
+async fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
+    let mut addresses: Vec<_> = tokio::net::lookup_host((host, port)).await?.collect();
+    fastrand::shuffle(&mut addresses);
+    let mut last = None;
+    for address in addresses {
+        match TcpStream::connect(address).await {
+            Ok(stream) => return Ok(stream),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} has no address"),
+        )
+    }))
 }
 
 async fn send<S>(

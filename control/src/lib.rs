@@ -11,14 +11,22 @@
 //! - the certificate authority issuing SPIFFE identities;
 //! - the HTTP API used by the CLI and the dashboard.
 //!
-//! Present today: the first of these. A manifest travels
-//! [`yaml`] (one door for YAML: parse, locate) → [`resource`] (typed, `deny_unknown_fields`)
-//! → [`validate`] (what Istio and Kubernetes reject) → [`store`] (all-or-nothing apply,
-//! persistence, snapshots), and [`output`] prints what kubectl would.
+//! A manifest travels [`yaml`] (one door for YAML: parse, locate) → [`resource`]
+//! (typed, `deny_unknown_fields`) → [`validate`] (what Istio and Kubernetes reject) →
+//! [`store`] (all-or-nothing apply, persistence, snapshots), and [`output`] prints what
+//! kubectl would. From the store, the [`reconciler`] makes [`pod`]s out of Deployments
+//! (images mapped by the [`catalog`]), and the [`api`] serves the CLI. [`pki`] holds the
+//! lab's public CA for the simulated internet.
 
+pub mod api;
+pub mod catalog;
 pub mod diagnostic;
 pub mod output;
+pub mod pki;
+pub mod pod;
+pub mod reconciler;
 pub mod resource;
+pub mod run;
 pub mod store;
 pub mod validate;
 pub mod yaml;

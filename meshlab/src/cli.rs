@@ -1,24 +1,130 @@
 //! Parsing the command line and dispatching to the crates that do the work.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use meshlab_apps::App;
+use meshlab_control::api::{DeleteRequest, GetQuery, ManifestsRequest};
 use tracing_subscriber::EnvFilter;
+
+use crate::resources::Reported;
+use crate::{lab, resources, workloads};
 
 /// A self-contained service-mesh lab: Istio's YAML and Istio's behaviour, on your
 /// laptop, in seconds.
 #[derive(Debug, Parser)]
 #[command(name = "meshlab", version, propagate_version = true)]
 struct Cli {
+    /// Which lab: every Docker object carries this name, so labs run side by side.
+    #[arg(
+        long = "name",
+        global = true,
+        env = "MESHLAB_NAME",
+        default_value = "meshlab"
+    )]
+    lab: String,
     #[command(subcommand)]
     command: Command,
 }
 
+/// `-n NS`, as kubectl takes it.
+#[derive(Debug, Args)]
+struct NamespaceArg {
+    /// The namespace (default: `default`).
+    #[arg(short = 'n', long = "namespace")]
+    namespace: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start the lab on the local Docker engine: control plane, Bookinfo, sleep and
+    /// the simulated internet. Running it again changes nothing.
+    Up {
+        /// Host port of the ingress gateway (on 127.0.0.1).
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+        /// Host port of the dashboard and API (on 127.0.0.1).
+        #[arg(long, default_value_t = 20001)]
+        dashboard_port: u16,
+        /// Do not deploy Bookinfo.
+        #[arg(long)]
+        no_bookinfo: bool,
+    },
+    /// Remove the lab's containers and network; its state is kept unless --purge.
+    Down {
+        /// Also remove the lab's state volume (applied resources, CA).
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Show the lab at a glance.
+    Status,
+    /// Apply manifests (Kubernetes and Istio kinds), all or nothing.
+    Apply {
+        /// A file, a directory, or - for standard input; repeatable.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+    /// List or show resources: pods, deploy, svc, vs, dr, gw, se, pa, ap, …
+    Get {
+        /// The kind (kubectl's names and short names).
+        kind: String,
+        /// One object.
+        name: Option<String>,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+        /// In every namespace.
+        #[arg(short = 'A', long = "all-namespaces")]
+        all_namespaces: bool,
+        /// yaml or json.
+        #[arg(short = 'o', long = "output")]
+        output: Option<String>,
+    },
+    /// Delete the resources of manifests, or one resource by kind and name.
+    Delete {
+        /// The kind, when deleting by name.
+        kind: Option<String>,
+        /// The name, when deleting by name.
+        name: Option<String>,
+        /// Manifests whose resources to delete.
+        #[arg(short = 'f', long = "filename", conflicts_with_all = ["kind", "name"])]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+    /// Run a command in a pod's container: `meshlab exec deploy/sleep -- curl -s http://productpage:9080/`.
+    Exec {
+        /// `deploy/NAME`, `pod/NAME` or a pod's name.
+        target: String,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+        /// The container (default: the pod's first).
+        #[arg(short = 'c', long = "container")]
+        container: Option<String>,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Print a container's logs: a pod, deploy/NAME, or the lab's `control` and `internet`.
+    Logs {
+        /// `deploy/NAME`, `pod/NAME`, a pod's name, `control` or `internet`.
+        target: String,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+        /// The container (default: the pod's first).
+        #[arg(short = 'c', long = "container")]
+        container: Option<String>,
+        /// Keep printing what it writes.
+        #[arg(short = 'f', long = "follow")]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<usize>,
+    },
     /// Send an HTTP request as curl does (the flags Istio's tasks use, curl's exit codes).
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Curl {
@@ -50,6 +156,17 @@ enum Role {
     },
     /// Hold a pod's network namespace and do nothing else, until stopped.
     Pause,
+    /// Run the control plane (inside the lab's control container).
+    Control,
+    /// Serve the simulated internet's hosts over HTTP (80) and HTTPS (443).
+    Internet {
+        /// The certificate chain (PEM) covering every simulated host.
+        #[arg(long)]
+        cert: PathBuf,
+        /// Its private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+    },
     /// Run all of Bookinfo in this process, without a mesh, with productpage on
     /// `http://localhost:PORT/productpage` (a quick look before `meshlab up`).
     Bookinfo {
@@ -72,34 +189,166 @@ fn parse_app(s: &str) -> Result<App, String> {
 /// Runs the CLI with `args` (program name first) and returns the process exit code.
 pub fn main(args: Vec<OsString>) -> ExitCode {
     let cli = Cli::parse_from(args);
+    let lab = cli.lab;
     match cli.command {
         Command::Curl { args } => {
             ExitCode::from(u8::try_from(meshlab_apps::curl::main(args)).unwrap_or(1))
         }
         Command::Run { role } => report(run_role(role)),
+        command => report(cli_runtime().and_then(|rt| rt.block_on(run_command(&lab, command)))),
     }
 }
 
-fn report(result: anyhow::Result<()>) -> ExitCode {
+/// The exit code for a command's result: its own code, 1 for an error (printed
+/// unless it was printed already).
+fn report(result: anyhow::Result<u8>) -> ExitCode {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            if err.downcast_ref::<Reported>().is_none() {
+                eprintln!("error: {err:#}");
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-fn run_role(role: Role) -> anyhow::Result<()> {
+/// A small runtime for the CLI's own commands; logs only warnings unless asked.
+fn cli_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    init_tracing("warn");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Up {
+            http_port,
+            dashboard_port,
+            no_bookinfo,
+        } => {
+            let options = lab::UpOptions {
+                http_port,
+                dashboard_port,
+                no_bookinfo,
+            };
+            lab::up(lab, &options).await?;
+        }
+        Command::Down { purge } => lab::down(lab, purge).await?,
+        Command::Status => lab::status(lab).await?,
+        Command::Apply { files, namespace } => {
+            let client = lab::client(&lab::docker().await?, lab).await?;
+            resources::apply(&client, &files, namespace.namespace).await?;
+        }
+        Command::Get {
+            kind,
+            name,
+            namespace,
+            all_namespaces,
+            output,
+        } => {
+            let client = lab::client(&lab::docker().await?, lab).await?;
+            let query = GetQuery {
+                kind,
+                name,
+                namespace: namespace.namespace,
+                all_namespaces,
+                output,
+            };
+            resources::get(&client, &query).await?;
+        }
+        Command::Delete {
+            kind,
+            name,
+            files,
+            namespace,
+        } => {
+            let request = match (kind, name, files.is_empty()) {
+                (Some(kind), Some(name), true) => {
+                    resources::delete_by_name(kind, name, namespace.namespace)
+                }
+                (None, None, false) => DeleteRequest::Manifests(ManifestsRequest {
+                    manifests: resources::read_manifests(&files)?,
+                    namespace: namespace.namespace,
+                }),
+                _ => anyhow::bail!(
+                    "delete needs -f FILE, or a KIND and a NAME (e.g. `meshlab delete vs reviews`)"
+                ),
+            };
+            let client = lab::client(&lab::docker().await?, lab).await?;
+            resources::delete(&client, &request).await?;
+        }
+        Command::Exec {
+            target,
+            namespace,
+            container,
+            command,
+        } => {
+            let docker = lab::docker().await?;
+            let client = lab::client(&docker, lab).await?;
+            let ns = namespace.namespace.unwrap_or_else(|| "default".to_owned());
+            let name = workloads::resolve(
+                &docker,
+                Some(&client),
+                lab,
+                &target,
+                &ns,
+                container.as_deref(),
+            )
+            .await?;
+            let code = workloads::exec(&docker, &name, command).await?;
+            return Ok(u8::try_from(code).unwrap_or(1));
+        }
+        Command::Logs {
+            target,
+            namespace,
+            container,
+            follow,
+            tail,
+        } => {
+            let docker = lab::docker().await?;
+            let client = lab::client(&docker, lab).await.ok();
+            let ns = namespace.namespace.unwrap_or_else(|| "default".to_owned());
+            let name = workloads::resolve(
+                &docker,
+                client.as_ref(),
+                lab,
+                &target,
+                &ns,
+                container.as_deref(),
+            )
+            .await?;
+            workloads::logs(&docker, &name, follow, tail).await?;
+        }
+        Command::Curl { .. } | Command::Run { .. } => {
+            unreachable!("handled before the runtime starts")
+        }
+    }
+    Ok(0)
+}
+
+fn run_role(role: Role) -> anyhow::Result<u8> {
     match role {
         Role::App { app, port } => block_on(meshlab_apps::run(app, port))?
-            .with_context(|| format!("{} stopped", app.name())),
+            .with_context(|| format!("{} stopped", app.name()))?,
         Role::Pause => match meshlab_apps::sleep::main(vec!["infinity".into()]) {
-            0 => Ok(()),
+            0 => {}
             code => anyhow::bail!("pause stopped with status {code}"),
         },
-        Role::Bookinfo { port, reviews } => block_on(run_bookinfo(port, &reviews))?,
+        Role::Control => {
+            let config = meshlab_control::run::Config::from_env()?;
+            block_on(meshlab_control::run::run(config))?.context("the control plane stopped")?;
+        }
+        Role::Internet { cert, key } => {
+            let config = meshlab_apps::internet::Config::new(cert, key);
+            block_on(meshlab_apps::internet::run(config))?
+                .context("the simulated internet stopped")?;
+        }
+        Role::Bookinfo { port, reviews } => block_on(run_bookinfo(port, &reviews))??,
     }
+    Ok(0)
 }
 
 /// Runs a long-lived role on a multi-threaded runtime, logging at info.
@@ -160,6 +409,7 @@ fn init_tracing(default: &str) {
         .unwrap_or_else(|| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

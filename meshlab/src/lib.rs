@@ -6,5 +6,9 @@
 //! in a second with no registry.
 
 mod cli;
+mod client;
+mod lab;
+mod resources;
+mod workloads;
 
 pub use cli::main;

@@ -1,0 +1,415 @@
+//! The control plane's HTTP API, used by the CLI (and later the dashboard).
+//!
+//! It answers in the words the CLI prints: apply and delete return kubectl's lines,
+//! `get` returns the rendered table or document, errors return every diagnostic
+//! already formatted with file, line, resource and field. Keeping the rendering here
+//! means the CLI, the labs and the dashboard show exactly the same text.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::diagnostic::Diagnostic;
+use crate::output::{self, DeploymentStatus, Format, LiveStatus, Table};
+use crate::pod::{Pod, Pods};
+use crate::resource::{Kind, ObjectKey, Resource};
+use crate::store::{ApplyError, DeleteError, Store};
+use crate::yaml;
+
+/// One manifest file sent by the CLI.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The file name (`-` for standard input), for error locations.
+    pub file: String,
+    /// The file's text.
+    pub yaml: String,
+}
+
+/// `POST /api/v1/apply` and `POST /api/v1/delete` with manifests.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ManifestsRequest {
+    /// The files, applied or deleted together, all or nothing.
+    pub manifests: Vec<Manifest>,
+    /// The namespace for objects that name none (`-n`); `default` when absent.
+    pub namespace: Option<String>,
+}
+
+/// `POST /api/v1/delete` by kind and name.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeleteByName {
+    /// A kind as the user typed it (`vs`, `virtualservice`, …).
+    pub kind: String,
+    /// The object's name.
+    pub name: String,
+    /// The namespace; `default` when absent.
+    pub namespace: Option<String>,
+}
+
+/// What a delete request names.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DeleteRequest {
+    /// Everything in these manifests.
+    Manifests(ManifestsRequest),
+    /// One object.
+    ByName(DeleteByName),
+}
+
+/// A successful apply or delete: kubectl's lines, and warnings.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Lines {
+    /// One line per object.
+    pub lines: Vec<String>,
+    /// Non-blocking diagnostics, formatted.
+    pub warnings: Vec<String>,
+}
+
+/// `GET /api/v1/get` parameters.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct GetQuery {
+    /// A kind as typed (`pods`, `vs`, `deploy`, …).
+    pub kind: String,
+    /// One object's name.
+    pub name: Option<String>,
+    /// The namespace; `default` when absent.
+    pub namespace: Option<String>,
+    /// All namespaces (`-A`).
+    #[serde(default)]
+    pub all_namespaces: bool,
+    /// `yaml` or `json`; a table when absent.
+    pub output: Option<String>,
+}
+
+/// Rendered output.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Text {
+    /// What to print.
+    pub text: String,
+}
+
+/// A failed request: every error, formatted, and what to do.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Failure {
+    /// One line per problem.
+    pub errors: Vec<String>,
+    /// What to do next.
+    pub hint: Option<String>,
+    /// The problems with their structure (file, position, resource, field), for
+    /// tools that show them in place.
+    #[serde(default)]
+    pub diagnostics: Vec<Value>,
+}
+
+impl Failure {
+    fn response(status: StatusCode, error: &dyn ToString, hint: Option<String>) -> Response {
+        let failure = Failure {
+            errors: vec![error.to_string()],
+            hint,
+            diagnostics: Vec::new(),
+        };
+        (status, Json(failure)).into_response()
+    }
+
+    fn invalid(diagnostics: &[Diagnostic]) -> Response {
+        let failure = Failure {
+            errors: diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .map(ToString::to_string)
+                .collect(),
+            hint: None,
+            diagnostics: diagnostics
+                .iter()
+                .filter_map(|d| serde_json::to_value(d).ok())
+                .collect(),
+        };
+        (StatusCode::UNPROCESSABLE_ENTITY, Json(failure)).into_response()
+    }
+}
+
+/// What the API reads.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    /// The resource store.
+    pub store: Arc<Store>,
+    /// The reconciler's view of the pods.
+    pub pods: watch::Receiver<Pods>,
+}
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/v1/apply", post(apply))
+        .route("/api/v1/delete", post(delete))
+        .route("/api/v1/get", get(get_objects))
+        .route("/api/v1/pods", get(pods))
+        .with_state(state)
+}
+
+fn namespace_of(namespace: Option<&str>) -> String {
+    namespace
+        .filter(|n| !n.is_empty())
+        .unwrap_or("default")
+        .to_owned()
+}
+
+/// Parses every manifest; all diagnostics of all files when any has an error.
+fn load(manifests: &[Manifest]) -> Result<(Vec<Resource>, Vec<String>), Vec<Diagnostic>> {
+    let mut resources = Vec::new();
+    let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    for manifest in manifests {
+        match yaml::load(&manifest.file, &manifest.yaml) {
+            Ok(loaded) => {
+                warnings.extend(loaded.warnings.iter().map(ToString::to_string));
+                resources.extend(loaded.documents.into_iter().map(|d| d.resource));
+            }
+            Err(diagnostics) => errors.extend(diagnostics),
+        }
+    }
+    if errors.iter().any(Diagnostic::is_error) {
+        return Err(errors);
+    }
+    Ok((resources, warnings))
+}
+
+async fn apply(State(state): State<ApiState>, Json(request): Json<ManifestsRequest>) -> Response {
+    let (resources, warnings) = match load(&request.manifests) {
+        Ok(loaded) => loaded,
+        Err(diagnostics) => return Failure::invalid(&diagnostics),
+    };
+    if resources.is_empty() {
+        return Failure::response(StatusCode::BAD_REQUEST, &"no objects passed to apply", None);
+    }
+    let namespace = namespace_of(request.namespace.as_deref());
+    match state.store.apply(resources, &namespace) {
+        Ok(outcomes) => Json(Lines {
+            lines: outcomes.iter().map(ToString::to_string).collect(),
+            warnings,
+        })
+        .into_response(),
+        Err(ApplyError::Invalid(diagnostics)) => Failure::invalid(&diagnostics),
+        Err(err @ ApplyError::NamespaceNotFound { .. }) => {
+            let hint = err.hint();
+            Failure::response(StatusCode::NOT_FOUND, &err, hint)
+        }
+        Err(err @ ApplyError::Store(_)) => {
+            Failure::response(StatusCode::INTERNAL_SERVER_ERROR, &err, None)
+        }
+    }
+}
+
+async fn delete(State(state): State<ApiState>, Json(request): Json<DeleteRequest>) -> Response {
+    let keys: Vec<ObjectKey> = match &request {
+        DeleteRequest::Manifests(request) => {
+            let namespace = namespace_of(request.namespace.as_deref());
+            match load(&request.manifests) {
+                Ok((resources, _)) => resources
+                    .iter()
+                    .map(|r| ObjectKey::of(r, &namespace))
+                    .collect(),
+                Err(diagnostics) => return Failure::invalid(&diagnostics),
+            }
+        }
+        DeleteRequest::ByName(target) => {
+            let Some(kind) = Kind::lookup(&target.kind) else {
+                return unknown_kind(&target.kind);
+            };
+            vec![ObjectKey::new(
+                kind,
+                &namespace_of(target.namespace.as_deref()),
+                &target.name,
+            )]
+        }
+    };
+    match state.store.delete_all(&keys) {
+        Ok(deleted) => Json(Lines {
+            lines: deleted.iter().map(ToString::to_string).collect(),
+            warnings: Vec::new(),
+        })
+        .into_response(),
+        Err(err @ DeleteError::NotFound { .. }) => {
+            Failure::response(StatusCode::NOT_FOUND, &err, None)
+        }
+        Err(err @ DeleteError::Forbidden { .. }) => {
+            Failure::response(StatusCode::FORBIDDEN, &err, None)
+        }
+        Err(err @ DeleteError::Store(_)) => {
+            Failure::response(StatusCode::INTERNAL_SERVER_ERROR, &err, None)
+        }
+    }
+}
+
+fn unknown_kind(kind: &str) -> Response {
+    Failure::response(StatusCode::NOT_FOUND, &format!("the server doesn't have a resource type {kind:?}"),
+        Some("meshlab knows pods, namespaces (ns), serviceaccounts (sa), services (svc), deployments (deploy), \
+              virtualservices (vs), destinationrules (dr), gateways (gw), serviceentries (se), sidecars, \
+              workloadentries (we), peerauthentications (pa), authorizationpolicies (ap), requestauthentications (ra)"
+            .to_owned()),
+    )
+}
+
+async fn pods(State(state): State<ApiState>) -> Json<Vec<Pod>> {
+    Json(state.pods.borrow().as_ref().clone())
+}
+
+/// Deployment counts from the reconciler's pods.
+struct Live<'a>(&'a [Pod]);
+
+impl LiveStatus for Live<'_> {
+    fn deployment(&self, namespace: &str, name: &str) -> Option<DeploymentStatus> {
+        let pods = self
+            .0
+            .iter()
+            .filter(|p| p.namespace == namespace && p.deployment.as_deref() == Some(name));
+        let (mut total, mut ready) = (0, 0);
+        for pod in pods {
+            total += 1;
+            ready += u32::from(pod.is_ready());
+        }
+        Some(DeploymentStatus {
+            ready,
+            up_to_date: total,
+            available: ready,
+        })
+    }
+}
+
+async fn get_objects(State(state): State<ApiState>, Query(query): Query<GetQuery>) -> Response {
+    let namespace = namespace_of(query.namespace.as_deref());
+    let scope = (!query.all_namespaces).then_some(namespace.as_str());
+    let format = match query.output.as_deref() {
+        None | Some("" | "wide") => None,
+        Some("yaml") => Some(Format::Yaml),
+        Some("json") => Some(Format::Json),
+        Some(other) => {
+            return Failure::response(
+                StatusCode::BAD_REQUEST,
+                &format!("unable to match a printer suitable for the output format {other:?}"),
+                Some("allowed formats are: json, yaml".to_owned()),
+            );
+        }
+    };
+    let pods = state.pods.borrow().clone();
+    if matches!(
+        query.kind.to_ascii_lowercase().as_str(),
+        "pods" | "pod" | "po"
+    ) {
+        return pod_listing(&pods, scope, query.name.as_deref(), format);
+    }
+    let Some(kind) = Kind::lookup(&query.kind) else {
+        return unknown_kind(&query.kind);
+    };
+    let snapshot = state.store.snapshot();
+    let objects: Vec<&Resource> = match &query.name {
+        Some(name) => match snapshot.get(kind, &namespace, name) {
+            Some(object) => vec![object.as_ref()],
+            None => {
+                return Failure::response(
+                    StatusCode::NOT_FOUND,
+                    &format!("{} {name:?} not found", kind.plural_name()),
+                    None,
+                );
+            }
+        },
+        None => snapshot.list(kind, scope).map(AsRef::as_ref).collect(),
+    };
+    let text = match format {
+        Some(format) => match output::render(&objects, query.name.is_some(), format) {
+            Ok(text) => text,
+            Err(err) => return Failure::response(StatusCode::INTERNAL_SERVER_ERROR, &err, None),
+        },
+        None if objects.is_empty() => output::no_resources_found(kind, scope),
+        None => output::table(
+            kind,
+            &objects,
+            SystemTime::now(),
+            query.all_namespaces,
+            &Live(&pods),
+        )
+        .to_string(),
+    };
+    Json(Text { text }).into_response()
+}
+
+fn pod_listing(
+    pods: &[Pod],
+    scope: Option<&str>,
+    name: Option<&str>,
+    format: Option<Format>,
+) -> Response {
+    let selected: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| scope.is_none_or(|ns| p.namespace == ns))
+        .filter(|p| name.is_none_or(|n| p.name == n))
+        .collect();
+    if let Some(name) = name
+        && selected.is_empty()
+    {
+        return Failure::response(
+            StatusCode::NOT_FOUND,
+            &format!("pods {name:?} not found"),
+            None,
+        );
+    }
+    if let Some(format) = format {
+        let value = serde_json::to_value(&selected).unwrap_or_default();
+        let text = match format {
+            Format::Json => serde_json::to_string_pretty(&value).unwrap_or_default(),
+            Format::Yaml => yaml::to_yaml(&value).unwrap_or_default(),
+        };
+        return Json(Text { text }).into_response();
+    }
+    if selected.is_empty() {
+        return Json(Text {
+            text: match scope {
+                Some(ns) => format!("No resources found in {ns} namespace."),
+                None => "No resources found".to_owned(),
+            },
+        })
+        .into_response();
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut headers = vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"];
+    if scope.is_none() {
+        headers.insert(0, "NAMESPACE");
+    }
+    let rows = selected
+        .iter()
+        .map(|pod| {
+            let mut row = vec![
+                pod.name.clone(),
+                pod.ready_column(),
+                pod.status.clone(),
+                pod.restarts().to_string(),
+                output::age(std::time::Duration::from_secs(
+                    now.saturating_sub(pod.created),
+                )),
+            ];
+            if scope.is_none() {
+                row.insert(0, pod.namespace.clone());
+            }
+            row
+        })
+        .collect();
+    let table = Table {
+        headers: headers.into_iter().map(str::to_owned).collect(),
+        rows,
+    };
+    Json(Text {
+        text: table.to_string(),
+    })
+    .into_response()
+}

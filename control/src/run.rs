@@ -1,0 +1,184 @@
+//! The control plane as a process: what `meshlab run control` starts inside the lab's
+//! control container.
+//!
+//! Start-up order matters for a learner's first minute: the store and the lab's CA
+//! come from the state volume (so a restarted control plane loses nothing), the
+//! simulated internet is made sure of, then the reconciler and the API start together.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use meshlab_control_runtime::lab::network_name;
+use meshlab_control_runtime::{
+    ContainerSpec, Docker, File, NetworkMode, RestartPolicy, RuntimeError, State, labels,
+};
+use tokio::net::TcpListener;
+
+use crate::api::{self, ApiState};
+use crate::pki::{PkiError, PublicCa};
+use crate::reconciler::{CA_BUNDLE_PATH, Lab, Reconciler};
+use crate::store::{Store, StoreError};
+
+/// The port the API listens on inside the control container.
+pub const API_PORT: u16 = 20001;
+
+/// The simulated internet's host names: DNS aliases of its container and names in
+/// its certificate.
+pub use meshlab_apps::internet::HOSTS as INTERNET_HOSTS;
+
+/// Where the internet container finds its certificate and key.
+const INTERNET_CERT: &str = "/etc/meshlab/internet/tls.crt";
+const INTERNET_KEY: &str = "/etc/meshlab/internet/tls.key";
+
+/// How the control plane is configured (from its container's environment).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The lab's name (`MESHLAB_NAME`).
+    pub lab: String,
+    /// The image every container runs (`MESHLAB_IMAGE`).
+    pub image: String,
+    /// The state directory, the lab's volume (`/var/lib/meshlab`).
+    pub state_dir: PathBuf,
+    /// Where the API listens.
+    pub listen: SocketAddr,
+}
+
+/// Why the control plane stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// A required environment variable is missing.
+    #[error(
+        "environment variable {0} is not set (the control plane runs inside a lab: use `meshlab up`)"
+    )]
+    MissingEnv(&'static str),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The lab's CA could not be loaded or created.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// Docker refused something.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The API could not listen or serve.
+    #[error("the API cannot serve on {addr}: {source}")]
+    Serve {
+        /// The address.
+        addr: SocketAddr,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+}
+
+impl Config {
+    /// Reads `MESHLAB_NAME` and `MESHLAB_IMAGE`; the rest is fixed by the image.
+    pub fn from_env() -> Result<Self, ControlError> {
+        let var = |name: &'static str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or(ControlError::MissingEnv(name))
+        };
+        Ok(Config {
+            lab: var("MESHLAB_NAME")?,
+            image: var("MESHLAB_IMAGE")?,
+            state_dir: PathBuf::from(meshlab_control_runtime::STATE_DIR),
+            listen: SocketAddr::from(([0, 0, 0, 0], API_PORT)),
+        })
+    }
+}
+
+/// Runs the control plane until the task is dropped or serving fails.
+pub async fn run(config: Config) -> Result<(), ControlError> {
+    let store = Arc::new(Store::open(&config.state_dir.join("store"))?);
+    let ca = PublicCa::load_or_create(&config.state_dir.join("pki"))?;
+    let docker = Docker::connect().await?;
+    ensure_internet(&docker, &config, &ca).await?;
+
+    let lab = Lab {
+        name: config.lab.clone(),
+        image: config.image.clone(),
+        ca_bundle: ca.cert_pem().to_owned(),
+    };
+    let (reconciler, pods) = Reconciler::new(docker, lab, store.clone());
+    let reconciling = tokio::spawn(reconciler.run());
+
+    let listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ControlError::Serve {
+                addr: config.listen,
+                source,
+            })?;
+    tracing::info!(lab = %config.lab, addr = %config.listen, "control plane ready");
+    let router = api::router(ApiState { store, pods });
+    let served = axum::serve(listener, router).await;
+    reconciling.abort();
+    served.map_err(|source| ControlError::Serve {
+        addr: config.listen,
+        source,
+    })
+}
+
+/// Makes sure the simulated internet runs: one container answering for every
+/// simulated host, with a certificate from the lab's public CA.
+async fn ensure_internet(
+    docker: &Docker,
+    config: &Config,
+    ca: &PublicCa,
+) -> Result<(), ControlError> {
+    let existing = docker
+        .list(&config.lab, &[(labels::ROLE, labels::ROLE_INTERNET)])
+        .await?;
+    if existing
+        .iter()
+        .any(|c| c.state == State::Running && c.image == config.image)
+    {
+        return Ok(());
+    }
+    for container in existing {
+        docker.remove(&container.id, true).await?;
+    }
+    let cert = ca.issue_server(&INTERNET_HOSTS)?;
+    let mut spec = ContainerSpec::new(config.lab.clone(), "internet", config.image.clone());
+    spec.cmd = [
+        meshlab_control_runtime::BINARY_PATH,
+        "run",
+        "internet",
+        "--cert",
+        INTERNET_CERT,
+        "--key",
+        INTERNET_KEY,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    spec.labels
+        .insert(labels::ROLE.to_owned(), labels::ROLE_INTERNET.to_owned());
+    spec.network = NetworkMode::Network {
+        name: network_name(&config.lab),
+        aliases: INTERNET_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
+    };
+    spec.restart = RestartPolicy::UnlessStopped;
+    spec.files = vec![
+        File {
+            path: INTERNET_CERT.to_owned(),
+            contents: cert.chain_pem.into_bytes(),
+            mode: 0o644,
+        },
+        File {
+            path: INTERNET_KEY.to_owned(),
+            contents: cert.key_pem.into_bytes(),
+            mode: 0o600,
+        },
+        File {
+            path: CA_BUNDLE_PATH.to_owned(),
+            contents: ca.cert_pem().as_bytes().to_vec(),
+            mode: 0o644,
+        },
+    ];
+    let id = docker.create_container(&spec).await?;
+    docker.start(&id).await?;
+    tracing::info!(hosts = ?INTERNET_HOSTS, "simulated internet started");
+    Ok(())
+}

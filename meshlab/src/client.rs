@@ -1,0 +1,126 @@
+//! The CLI's client for the control plane's HTTP API.
+//!
+//! The API listens on the host's loopback at the port `meshlab up` published
+//! (`--dashboard-port`, 20001 by default); the CLI finds that port on the lab's
+//! control container, so every command works for any `--name` without flags.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use meshlab_control::api::Failure;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpStream;
+
+/// A lab's API.
+#[derive(Clone, Debug)]
+pub struct Client {
+    addr: SocketAddr,
+}
+
+/// An answer the API refused, with its formatted errors.
+#[derive(Debug)]
+pub struct Refused {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The API's account.
+    pub failure: Failure,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.failure.errors.join("\n"))?;
+        if let Some(hint) = &self.failure.hint {
+            write!(f, " (hint: {hint})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl Client {
+    /// The API at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Client { addr }
+    }
+
+    /// `GET path` decoded from JSON.
+    pub async fn get<T: DeserializeOwned>(&self, path_and_query: &str) -> anyhow::Result<T> {
+        self.send(Method::GET, path_and_query, None::<&()>).await
+    }
+
+    /// `POST path` with a JSON body, decoded from JSON.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// Whether the API answers its health check.
+    pub async fn healthy(&self) -> bool {
+        self.raw(Method::GET, "/healthz", Bytes::new())
+            .await
+            .is_ok_and(|(status, _)| status == StatusCode::OK)
+    }
+
+    async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> anyhow::Result<T> {
+        let body = match body {
+            Some(body) => Bytes::from(serde_json::to_vec(body)?),
+            None => Bytes::new(),
+        };
+        let (status, bytes) = self.raw(method, path, body).await?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .with_context(|| format!("the control plane sent an unexpected answer to {path}"));
+        }
+        match serde_json::from_slice::<Failure>(&bytes) {
+            Ok(failure) => Err(Refused { status, failure }.into()),
+            Err(_) => bail!(
+                "the control plane answered {status} to {path}: {}",
+                String::from_utf8_lossy(&bytes)
+            ),
+        }
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let stream = TcpStream::connect(self.addr).await.with_context(|| {
+            format!(
+                "cannot reach the lab's control plane at {} (hint: is the lab up? run `meshlab up`)",
+                self.addr
+            )
+        })?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, self.addr.to_string())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .context("the control plane closed the connection")?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok((status, bytes))
+    }
+}

@@ -1,0 +1,183 @@
+//! `meshlab apply`, `get` and `delete`: kubectl's verbs against the lab's store.
+//!
+//! The files are read here and sent whole, with their names, so that the control
+//! plane reports every problem at its file and line; what it answers is printed as it
+//! comes, in kubectl's words.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use meshlab_control::api::{
+    DeleteByName, DeleteRequest, GetQuery, Lines, Manifest, ManifestsRequest, Text,
+};
+
+use crate::client::{Client, Refused};
+
+/// Reads `-f` arguments: files, directories (their `.yaml`, `.yml` and `.json` files,
+/// sorted, not recursive, as kubectl does) and `-` for standard input.
+pub fn read_manifests(paths: &[PathBuf]) -> anyhow::Result<Vec<Manifest>> {
+    let mut manifests = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            let mut yaml = String::new();
+            std::io::stdin()
+                .read_to_string(&mut yaml)
+                .context("cannot read the manifest from standard input")?;
+            manifests.push(Manifest {
+                file: "-".to_owned(),
+                yaml,
+            });
+        } else if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot read directory {}", path.display()))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension()
+                        .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+                })
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                bail!(
+                    "directory {} holds no .yaml, .yml or .json files",
+                    path.display()
+                );
+            }
+            for file in files {
+                manifests.push(read_file(&file)?);
+            }
+        } else {
+            manifests.push(read_file(path)?);
+        }
+    }
+    Ok(manifests)
+}
+
+fn read_file(path: &Path) -> anyhow::Result<Manifest> {
+    let yaml = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "the path {:?} does not exist or cannot be read",
+            path.display().to_string()
+        )
+    })?;
+    Ok(Manifest {
+        file: path.display().to_string(),
+        yaml,
+    })
+}
+
+/// Prints a refused request as kubectl does and turns it into the command's failure.
+fn refused(err: anyhow::Error) -> anyhow::Error {
+    match err.downcast::<Refused>() {
+        Ok(refused) => {
+            for line in &refused.failure.errors {
+                eprintln!("error: {line}");
+            }
+            if let Some(hint) = &refused.failure.hint {
+                eprintln!("hint: {hint}");
+            }
+            anyhow::Error::new(Reported)
+        }
+        Err(err) => err,
+    }
+}
+
+/// An error already printed; the command only needs to fail.
+#[derive(Debug, thiserror::Error)]
+#[error("the request failed")]
+pub struct Reported;
+
+/// `meshlab apply -f …`.
+pub async fn apply(
+    client: &Client,
+    paths: &[PathBuf],
+    namespace: Option<String>,
+) -> anyhow::Result<()> {
+    let request = ManifestsRequest {
+        manifests: read_manifests(paths)?,
+        namespace,
+    };
+    let lines: Lines = client
+        .post("/api/v1/apply", &request)
+        .await
+        .map_err(refused)?;
+    for warning in &lines.warnings {
+        eprintln!("Warning: {warning}");
+    }
+    for line in &lines.lines {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// `meshlab get KIND [NAME]`.
+pub async fn get(client: &Client, query: &GetQuery) -> anyhow::Result<()> {
+    let mut path = format!("/api/v1/get?kind={}", encode(&query.kind));
+    if let Some(name) = &query.name {
+        path.push_str(&format!("&name={}", encode(name)));
+    }
+    if let Some(namespace) = &query.namespace {
+        path.push_str(&format!("&namespace={}", encode(namespace)));
+    }
+    if query.all_namespaces {
+        path.push_str("&all_namespaces=true");
+    }
+    if let Some(output) = &query.output {
+        path.push_str(&format!("&output={}", encode(output)));
+    }
+    let text: Text = client.get(&path).await.map_err(refused)?;
+    let text = text.text;
+    if text.starts_with("No resources found") {
+        eprintln!("{text}");
+    } else {
+        print!("{text}");
+        if !text.ends_with('\n') {
+            println!();
+        }
+    }
+    Ok(())
+}
+
+/// `meshlab delete -f …` or `meshlab delete KIND NAME`.
+pub async fn delete(client: &Client, request: &DeleteRequest) -> anyhow::Result<()> {
+    let lines: Lines = client
+        .post("/api/v1/delete", request)
+        .await
+        .map_err(|err| match err.downcast::<Refused>() {
+            Ok(refused) if refused.status == http::StatusCode::NOT_FOUND => {
+                for line in &refused.failure.errors {
+                    eprintln!("Error from server (NotFound): {line}");
+                }
+                anyhow::Error::new(Reported)
+            }
+            Ok(other) => refused(anyhow::Error::new(other)),
+            Err(err) => err,
+        })?;
+    for line in &lines.lines {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The delete request for `delete KIND NAME`.
+pub fn delete_by_name(kind: String, name: String, namespace: Option<String>) -> DeleteRequest {
+    DeleteRequest::ByName(DeleteByName {
+        kind,
+        name,
+        namespace,
+    })
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

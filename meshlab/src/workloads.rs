@@ -1,0 +1,117 @@
+//! `meshlab exec` and `meshlab logs`: into a pod's containers, as kubectl does.
+//!
+//! The control plane knows which Docker container is which pod's which container;
+//! the CLI asks it, then talks to Docker directly so output streams and exit codes
+//! pass through untouched.
+
+use anyhow::{Context, bail};
+use meshlab_control::pod::Pod;
+use meshlab_control_runtime::{Docker, ExecSpec, labels};
+
+use crate::client::Client;
+
+/// The Docker container a target names: `deploy/NAME`, `pod/NAME`, `NAME` (a pod),
+/// or the lab's own `control` and `internet` containers (for logs).
+pub async fn resolve(
+    docker: &Docker,
+    client: Option<&Client>,
+    lab: &str,
+    target: &str,
+    namespace: &str,
+    container: Option<&str>,
+) -> anyhow::Result<String> {
+    if container.is_none() && matches!(target, "control" | "internet") {
+        let role = if target == "control" {
+            labels::ROLE_CONTROL
+        } else {
+            labels::ROLE_INTERNET
+        };
+        let found = docker.list(lab, &[(labels::ROLE, role)]).await?;
+        return found.into_iter().next().map(|c| c.name).with_context(|| {
+            format!("lab {lab:?} has no {target} container (hint: run `meshlab up`)")
+        });
+    }
+    let client = client.context("the lab's control plane is needed to find pods")?;
+    let pods: Vec<Pod> = client.get("/api/v1/pods").await?;
+    let in_namespace = pods.iter().filter(|p| p.namespace == namespace);
+    let (kind, name) = target.split_once('/').unwrap_or(("pod", target));
+    let pod = match kind {
+        "deploy" | "deployment" | "deployments" | "deployment.apps" => {
+            let mut candidates: Vec<&Pod> = in_namespace
+                .filter(|p| p.deployment.as_deref() == Some(name))
+                .collect();
+            candidates.sort_by_key(|p| !p.is_ready());
+            match candidates.first() {
+                Some(pod) => *pod,
+                None => bail!(
+                    "deployments.apps {name:?} not found in namespace {namespace:?} (or it has no pods yet)"
+                ),
+            }
+        }
+        "pod" | "pods" | "po" => match in_namespace.clone().find(|p| p.name == name) {
+            Some(pod) => pod,
+            None => bail!("pods {name:?} not found in namespace {namespace:?}"),
+        },
+        _ => bail!("cannot find {target:?} (hint: name a pod, pod/NAME or deploy/NAME)"),
+    };
+    let chosen = match container {
+        Some(name) => pod
+            .containers
+            .iter()
+            .find(|c| c.name == name)
+            .with_context(|| {
+                let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+                format!(
+                    "container {name:?} is not valid for pod {}: choose one of: [{}]",
+                    pod.name,
+                    names.join(" ")
+                )
+            })?,
+        None => pod
+            .containers
+            .first()
+            .with_context(|| format!("pod {} has no containers ({})", pod.name, pod.status))?,
+    };
+    if chosen.docker_name.is_empty() {
+        bail!(
+            "pod {} is not running: {}",
+            pod.name,
+            pod.message.as_deref().unwrap_or(&pod.status)
+        );
+    }
+    Ok(chosen.docker_name.clone())
+}
+
+/// `meshlab exec … -- CMD…`: the command's own exit status.
+pub async fn exec(docker: &Docker, container: &str, cmd: Vec<String>) -> anyhow::Result<i64> {
+    if cmd.is_empty() {
+        bail!("you must specify at least one command for the container (after --)");
+    }
+    Ok(docker
+        .exec(
+            container,
+            &ExecSpec::new(cmd),
+            tokio::io::stdout(),
+            tokio::io::stderr(),
+        )
+        .await?)
+}
+
+/// `meshlab logs … [-f] [--tail N]`.
+pub async fn logs(
+    docker: &Docker,
+    container: &str,
+    follow: bool,
+    tail: Option<usize>,
+) -> anyhow::Result<()> {
+    docker
+        .logs(
+            container,
+            follow,
+            tail,
+            tokio::io::stdout(),
+            tokio::io::stderr(),
+        )
+        .await?;
+    Ok(())
+}
