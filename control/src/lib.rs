@@ -28,5 +28,6 @@ pub mod reconciler;
 pub mod resource;
 pub mod run;
 pub mod store;
+pub mod translate;
 pub mod validate;
 pub mod yaml;

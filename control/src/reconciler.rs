@@ -138,7 +138,7 @@ impl Reconciler {
                         .insert(want.hash.clone(), failed_pod(&want, &err));
                 }
                 Err(PodError::Runtime(err)) => {
-                    tracing::warn!(pod = %want.deployment, %err, "pod creation failed")
+                    tracing::warn!(pod = %want.deployment, %err, "pod creation failed");
                 }
             }
         }

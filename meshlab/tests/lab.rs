@@ -333,6 +333,7 @@ fn two_labs_run_side_by_side_and_images_meshlab_cannot_provide_fail_clearly() {
         if pods.contains("ErrImageNeverPull") {
             break;
         }
+        #[expect(clippy::disallowed_methods, reason = "synchronous code: no async runtime to block")]
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
 
 /// Protobuf JSON form: whole seconds, then 0, 3, 6 or 9 fractional digits, then `s`.
-pub(crate) fn format(duration: Duration) -> String {
+pub fn format(duration: Duration) -> String {
     let secs = duration.as_secs();
     let nanos = duration.subsec_nanos();
     if nanos == 0 {
@@ -24,7 +24,7 @@ pub(crate) fn format(duration: Duration) -> String {
 }
 
 /// Parses the protobuf JSON form (`"1.5s"`, `"0s"`); `None` if malformed.
-pub(crate) fn parse(text: &str) -> Option<Duration> {
+pub fn parse(text: &str) -> Option<Duration> {
     let number = text.strip_suffix('s')?;
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
     if whole.is_empty() || fraction.len() > 9 {
@@ -43,14 +43,14 @@ pub(crate) fn parse(text: &str) -> Option<Duration> {
     Some(Duration::new(secs, nanos))
 }
 
-pub(crate) fn serialize<S: Serializer>(
+pub fn serialize<S: Serializer>(
     duration: &Duration,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&format(*duration))
 }
 
-pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+pub fn deserialize<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
@@ -62,12 +62,12 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
 }
 
 /// The same, for `Option<Duration>` (absent = `None`).
-pub(crate) mod option {
+pub mod option {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
 
-    pub(crate) fn serialize<S: Serializer>(
+    pub fn serialize<S: Serializer>(
         duration: &Option<Duration>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
@@ -77,7 +77,7 @@ pub(crate) mod option {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+    pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<Duration>, D::Error> {
         Option::<String>::deserialize(deserializer)?

@@ -73,7 +73,7 @@
 pub mod action;
 pub mod decision;
 pub mod domain;
-mod duration;
+pub mod duration;
 pub mod fault;
 pub mod flags;
 pub mod header;

@@ -1,0 +1,515 @@
+//! Translation: the mesh model → one proxy's configuration.
+//!
+//! Istio's pilot generates, for each proxy, listeners, routes, clusters and
+//! endpoints from the service registry and the traffic rules; this module does the
+//! same as a pure function of `(mesh, node)`, so the discovery server can call it for
+//! every proxy on every change and tests can check it without a network.
+//!
+//! For a sidecar:
+//! - **scope** — which services it is told about: those exported to its namespace
+//!   and, when a Sidecar resource applies (workload selector > namespace default >
+//!   root-namespace default), only the hosts its `egress` lists; and the outbound
+//!   traffic policy (Sidecar's, else the mesh's);
+//! - **clusters** — `outbound|port|subset|host` for every visible service port and
+//!   DestinationRule subset, with the rule's policies; plus `PassthroughCluster`,
+//!   `BlackHoleCluster` and the pod's own `inbound|port||` clusters;
+//! - **routes** — one route configuration per HTTP port (`9080`) with a virtual host
+//!   per service (VirtualService routes, or the default route) and the catch-all
+//!   `allow_any` (passthrough) or `block_all` (502) virtual host;
+//! - **listeners** — `virtualOutbound` on 15001 choosing by original destination
+//!   port (HTTP), address (TCP) or SNI (TLS), unmatched traffic passed through or
+//!   dropped; `virtualInbound` on 15006 delivering to the app.
+
+pub mod clusters;
+pub mod mesh;
+pub mod names;
+pub mod routes;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use meshlab_proxy_config::route::action::{ClusterSpecifier, RouteAction};
+use meshlab_proxy_config::route::{
+    Action, Domain, PathMatch, RetryPolicy, Route, RouteMatch, VirtualHost,
+};
+use meshlab_proxy_config::{
+    BLACK_HOLE_CLUSTER, ChainMatch, ClusterLoadAssignment, DiscoveryType, Endpoint,
+    EndpointAddress, FilterChain, HttpConnectionManager, Listener, NetworkFilter,
+    PASSTHROUGH_CLUSTER, ProxyConfig, ProxyNode, RouteConfiguration, TcpProxy, TrafficDirection,
+};
+
+use self::mesh::{Address, Mesh, MeshService, Protocol, ROOT_NAMESPACE, ServiceEndpoint, fqdn};
+use self::routes::Context;
+use crate::resource::networking::{OutboundMode, Sidecar};
+
+/// The sidecar's outbound listener port.
+pub const OUTBOUND_PORT: u16 = 15001;
+/// The sidecar's inbound listener port.
+pub const INBOUND_PORT: u16 = 15006;
+
+/// What a Sidecar resource (or its absence) lets a proxy see and do.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    /// `(namespace pattern, host pattern)` pairs of the Sidecar's egress; `None`
+    /// when no Sidecar applies (everything exported is visible).
+    pub egress_hosts: Option<Vec<(String, String)>>,
+    /// Where unmatched traffic goes.
+    pub outbound_policy: OutboundMode,
+    /// Which Sidecar applied, for dumps.
+    pub origin: Option<String>,
+}
+
+/// The Sidecar resource for `node`: one selecting it, else its namespace's default,
+/// else the root namespace's default (Istio's precedence).
+pub fn scope(mesh: &Mesh, node: &ProxyNode) -> Scope {
+    let namespace_of = |s: &Sidecar| {
+        s.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned())
+    };
+    let selecting = mesh.sidecars.iter().find(|s| {
+        namespace_of(s) == node.namespace
+            && s.spec.workload_selector.as_ref().is_some_and(|sel| {
+                !sel.labels.is_empty()
+                    && sel
+                        .labels
+                        .iter()
+                        .all(|(k, v)| node.labels.get(k) == Some(v))
+            })
+    });
+    let default_in = |ns: &str| {
+        mesh.sidecars
+            .iter()
+            .find(|s| namespace_of(s) == ns && s.spec.workload_selector.is_none())
+    };
+    let chosen = selecting
+        .or_else(|| default_in(&node.namespace))
+        .or_else(|| default_in(ROOT_NAMESPACE));
+    let Some(sidecar) = chosen else {
+        return Scope {
+            egress_hosts: None,
+            outbound_policy: mesh.outbound_policy,
+            origin: None,
+        };
+    };
+    let sidecar_ns = namespace_of(sidecar);
+    let egress_hosts = (!sidecar.spec.egress.is_empty()).then(|| {
+        sidecar
+            .spec
+            .egress
+            .iter()
+            .flat_map(|e| &e.hosts)
+            .filter_map(|h| {
+                let (ns, host) = h.split_once('/')?;
+                // `.` is the Sidecar's own namespace (the proxy's, for its defaults).
+                let ns = if ns == "." {
+                    sidecar_ns.clone()
+                } else {
+                    ns.to_owned()
+                };
+                Some((ns, host.to_owned()))
+            })
+            .collect()
+    });
+    Scope {
+        egress_hosts,
+        outbound_policy: sidecar
+            .spec
+            .outbound_traffic_policy
+            .as_ref()
+            .and_then(|p| p.mode)
+            .unwrap_or(mesh.outbound_policy),
+        origin: Some(format!("Sidecar/{sidecar_ns}/{}", sidecar.metadata.name)),
+    }
+}
+
+impl Scope {
+    fn allows(&self, service: &MeshService) -> bool {
+        let Some(hosts) = &self.egress_hosts else {
+            return true;
+        };
+        hosts.iter().any(|(ns, host)| {
+            let ns_ok = ns == "*" || *ns == service.namespace;
+            let host_ok = clusters::host_matches(host, &service.hostname)
+                || (!service.short_name.is_empty()
+                    && clusters::host_matches(host, &service.short_name));
+            ns_ok && host_ok && !ns.starts_with('~')
+        })
+    }
+}
+
+/// One sidecar's whole configuration.
+pub fn sidecar(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
+    let scope = scope(mesh, node);
+    let mut config = ProxyConfig::default();
+    for cluster in clusters::special_clusters() {
+        config.clusters.insert(cluster.name.clone(), cluster);
+    }
+    let visible: Vec<&MeshService> = mesh
+        .services
+        .values()
+        .filter(|s| s.visible_from(&node.namespace) && scope.allows(s))
+        .collect();
+
+    let mut http_hosts: BTreeMap<u16, Vec<VirtualHost>> = BTreeMap::new();
+    let mut chains = Vec::new();
+    for service in &visible {
+        let rule = clusters::destination_rule(mesh, service, &node.namespace);
+        let hash = clusters::hash_policy(rule);
+        for port in &service.ports {
+            let mut subsets = vec![None];
+            subsets.extend(rule.iter().flat_map(|r| r.spec.subsets.iter().map(Some)));
+            for subset in subsets {
+                let cluster = clusters::cluster(service, port.number, subset, rule);
+                let endpoints = endpoints(service, port.number, subset.map(|s| &s.labels));
+                if cluster.discovery != DiscoveryType::OriginalDst {
+                    config.endpoints.insert(
+                        cluster.name.clone(),
+                        ClusterLoadAssignment {
+                            cluster_name: cluster.name.clone(),
+                            endpoints,
+                        },
+                    );
+                }
+                config.clusters.insert(cluster.name.clone(), cluster);
+            }
+            let default_cluster = names::outbound_cluster(port.number, "", &service.hostname);
+            match port.protocol {
+                Protocol::Http | Protocol::Http2 => {
+                    let cx = Context {
+                        namespace: &node.namespace,
+                        labels: &node.labels,
+                        gateways: &["mesh".to_owned()],
+                        port: port.number,
+                    };
+                    let mut routes: Vec<Route> =
+                        virtual_service_for(mesh, service, &node.namespace, true)
+                            .map(|vs| routes::http_routes(mesh, vs, cx, &hash))
+                            .unwrap_or_default();
+                    let origin = routes
+                        .first()
+                        .map(|r| r.origin.split('#').next().unwrap_or_default().to_owned())
+                        .unwrap_or_else(|| service.origin.clone());
+                    if routes.is_empty() {
+                        routes.push(default_route(
+                            &default_cluster,
+                            &service.hostname,
+                            port.number,
+                            &hash,
+                        ));
+                    }
+                    for route in &mut routes {
+                        route.decorator = Some(format!("{}:{}/*", service.hostname, port.number));
+                    }
+                    http_hosts
+                        .entry(port.number)
+                        .or_default()
+                        .push(VirtualHost {
+                            name: names::virtual_host(&service.hostname, port.number),
+                            domains: domains(service, port.number, &node.namespace),
+                            routes,
+                            origin,
+                        });
+                }
+                Protocol::Tcp => {
+                    let ips: Vec<IpAddr> = service
+                        .endpoints
+                        .iter()
+                        .filter_map(|e| match e.address {
+                            Address::Ip(ip) => Some(ip),
+                            Address::Dns(_) => None,
+                        })
+                        .collect();
+                    if !ips.is_empty() {
+                        chains.push(tcp_chain(
+                            &default_cluster,
+                            ChainMatch {
+                                destination_port: Some(port.number),
+                                destination_ips: ips,
+                                ..ChainMatch::default()
+                            },
+                        ));
+                    }
+                }
+                Protocol::Tls => chains.push(tcp_chain(
+                    &default_cluster,
+                    ChainMatch {
+                        destination_port: Some(port.number),
+                        server_names: vec![service.hostname.clone()],
+                        transport_protocol: Some("tls".to_owned()),
+                        ..ChainMatch::default()
+                    },
+                )),
+            }
+        }
+    }
+
+    let policy_origin = scope
+        .origin
+        .clone()
+        .unwrap_or_else(|| "outboundTrafficPolicy of the mesh".to_owned());
+    let catch_all = match scope.outbound_policy {
+        OutboundMode::AllowAny => VirtualHost::allow_any(&policy_origin),
+        OutboundMode::RegistryOnly => VirtualHost::block_all(&policy_origin),
+    };
+    for (port, mut hosts) in http_hosts {
+        hosts.push(catch_all.clone());
+        let name = names::outbound_route(port);
+        config.routes.insert(
+            name.clone(),
+            RouteConfiguration {
+                name: name.clone(),
+                virtual_hosts: hosts,
+                ignore_port_in_host_matching: false,
+            },
+        );
+        chains.push(FilterChain {
+            name: names::outbound_chain(port),
+            matcher: ChainMatch {
+                destination_port: Some(port),
+                ..ChainMatch::default()
+            },
+            filter: NetworkFilter::HttpConnectionManager(HttpConnectionManager {
+                stat_prefix: format!("outbound_0.0.0.0_{port}"),
+                route_config_name: name,
+            }),
+            tls: None,
+        });
+    }
+    let unmatched = match scope.outbound_policy {
+        OutboundMode::AllowAny => PASSTHROUGH_CLUSTER,
+        OutboundMode::RegistryOnly => BLACK_HOLE_CLUSTER,
+    };
+    config.listeners.insert(
+        names::VIRTUAL_OUTBOUND.to_owned(),
+        Listener {
+            name: names::VIRTUAL_OUTBOUND.to_owned(),
+            address: SocketAddr::from((Ipv4Addr::UNSPECIFIED, OUTBOUND_PORT)),
+            direction: TrafficDirection::Outbound,
+            use_original_dst: true,
+            filter_chains: chains,
+            default_filter_chain: Some(tcp_chain(unmatched, ChainMatch::default())),
+        },
+    );
+    inbound(mesh, node, &mut config);
+    config
+}
+
+/// The first VirtualService (oldest) for `service` visible from `namespace`, bound
+/// to the mesh (sidecars) or not.
+fn virtual_service_for<'m>(
+    mesh: &'m Mesh,
+    service: &MeshService,
+    namespace: &str,
+    for_mesh: bool,
+) -> Option<&'m crate::resource::networking::VirtualService> {
+    mesh.virtual_services.iter().find(|vs| {
+        let vs_namespace = vs.metadata.namespace.as_deref().unwrap_or("default");
+        let bound = vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
+        (bound || !for_mesh)
+            && mesh::exported_to(&vs.spec.export_to, vs_namespace, namespace)
+            && vs
+                .spec
+                .hosts
+                .iter()
+                .any(|h| clusters::host_matches(&fqdn(h, vs_namespace), &service.hostname))
+    })
+}
+
+/// A service's route when no VirtualService names it: all endpoints, Istio's
+/// default retries, no timeout.
+fn default_route(
+    cluster: &str,
+    host: &str,
+    port: u16,
+    hash: &[meshlab_proxy_config::route::action::HashPolicy],
+) -> Route {
+    Route {
+        name: "default".to_owned(),
+        matcher: RouteMatch::path(PathMatch::Prefix("/".to_owned())),
+        action: Action::Route(RouteAction {
+            cluster: ClusterSpecifier::Cluster(cluster.to_owned()),
+            timeout: None,
+            retry: Some(RetryPolicy::istio_default()),
+            rewrite: None,
+            host_rewrite: None,
+            mirrors: Vec::new(),
+            hash_policy: hash.to_vec(),
+        }),
+        request_headers: Default::default(),
+        response_headers: Default::default(),
+        fault: None,
+        origin: format!("default route of {host}:{port}"),
+        decorator: None,
+    }
+}
+
+/// The names a client may use for `service` on `port`: its full name, and for
+/// Kubernetes services the shorter forms DNS search domains make valid — the bare
+/// name only from its own namespace — each with and without the port.
+fn domains(service: &MeshService, port: u16, namespace: &str) -> Vec<Domain> {
+    let mut names = vec![service.hostname.clone()];
+    if !service.short_name.is_empty() {
+        let ns = &service.namespace;
+        let short = &service.short_name;
+        if ns == namespace {
+            names.push(short.clone());
+        }
+        names.push(format!("{short}.{ns}"));
+        names.push(format!("{short}.{ns}.svc"));
+    }
+    let mut domains = Vec::new();
+    for name in names {
+        domains.push(Domain::from(format!("{name}:{port}")));
+        domains.push(Domain::from(name));
+    }
+    domains
+}
+
+fn endpoints(
+    service: &MeshService,
+    port: u16,
+    subset: Option<&BTreeMap<String, String>>,
+) -> Vec<Endpoint> {
+    service
+        .endpoints
+        .iter()
+        .filter(|e| {
+            subset.is_none_or(|labels| labels.iter().all(|(k, v)| e.labels.get(k) == Some(v)))
+        })
+        .filter_map(|e| endpoint(e, port))
+        .collect()
+}
+
+fn endpoint(e: &ServiceEndpoint, port: u16) -> Option<Endpoint> {
+    let target = *e.ports.get(&port)?;
+    Some(Endpoint {
+        address: match &e.address {
+            Address::Ip(ip) => EndpointAddress::Socket(SocketAddr::new(*ip, target)),
+            Address::Dns(host) => EndpointAddress::Dns {
+                host: host.clone(),
+                port: target,
+            },
+        },
+        labels: e.labels.clone(),
+        weight: 1,
+        service_account: e
+            .service_account
+            .as_ref()
+            .map(|sa| format!("spiffe://cluster.local/ns/{}/sa/{sa}", e.namespace)),
+        has_sidecar: e.has_sidecar,
+    })
+}
+
+fn tcp_chain(cluster: &str, matcher: ChainMatch) -> FilterChain {
+    FilterChain {
+        name: cluster.to_owned(),
+        matcher,
+        filter: NetworkFilter::TcpProxy(TcpProxy {
+            stat_prefix: cluster.to_owned(),
+            cluster: cluster.to_owned(),
+        }),
+        tls: None,
+    }
+}
+
+/// `virtualInbound`: the ports of the services this pod serves, delivered to the app
+/// on 127.0.0.1; anything else passed to its original destination.
+fn inbound(mesh: &Mesh, node: &ProxyNode, config: &mut ProxyConfig) {
+    let mut ports: BTreeMap<u16, Protocol> = BTreeMap::new();
+    for service in mesh.services.values() {
+        for endpoint in service
+            .endpoints
+            .iter()
+            .filter(|e| e.pod.as_deref() == Some(&node.pod))
+        {
+            for port in &service.ports {
+                if let Some(target) = endpoint.ports.get(&port.number) {
+                    ports.entry(*target).or_insert(port.protocol);
+                }
+            }
+        }
+    }
+    let mut chains = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (port, protocol) in ports {
+        if !seen.insert(port) {
+            continue;
+        }
+        let cluster_name = names::inbound_cluster(port);
+        let mut cluster = meshlab_proxy_config::Cluster::new(cluster_name.clone());
+        cluster.discovery = DiscoveryType::Static;
+        cluster.http2 = protocol == Protocol::Http2;
+        config.endpoints.insert(
+            cluster_name.clone(),
+            ClusterLoadAssignment {
+                cluster_name: cluster_name.clone(),
+                endpoints: vec![Endpoint {
+                    address: EndpointAddress::Socket(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+                    labels: node.labels.clone(),
+                    weight: 1,
+                    service_account: None,
+                    has_sidecar: true,
+                }],
+            },
+        );
+        config.clusters.insert(cluster_name.clone(), cluster);
+        let matcher = ChainMatch {
+            destination_port: Some(port),
+            ..ChainMatch::default()
+        };
+        if protocol.is_http() {
+            let route = RouteConfiguration {
+                name: cluster_name.clone(),
+                virtual_hosts: vec![VirtualHost {
+                    name: format!("inbound|http|{port}"),
+                    domains: vec![Domain::from("*")],
+                    routes: vec![Route {
+                        decorator: Some(format!("{}:{port}/*", node.pod)),
+                        ..default_route(&cluster_name, &node.pod, port, &[])
+                    }]
+                    .into_iter()
+                    .map(|mut r| {
+                        if let Action::Route(action) = &mut r.action {
+                            action.retry = None;
+                        }
+                        r
+                    })
+                    .collect(),
+                    origin: format!("inbound port {port}"),
+                }],
+                ignore_port_in_host_matching: false,
+            };
+            config.routes.insert(cluster_name.clone(), route);
+            chains.push(FilterChain {
+                name: format!("0.0.0.0_{port}"),
+                matcher,
+                filter: NetworkFilter::HttpConnectionManager(HttpConnectionManager {
+                    stat_prefix: format!("inbound_0.0.0.0_{port}"),
+                    route_config_name: cluster_name,
+                }),
+                tls: None,
+            });
+        } else {
+            chains.push(tcp_chain(&cluster_name, matcher));
+        }
+    }
+    config.listeners.insert(
+        names::VIRTUAL_INBOUND.to_owned(),
+        Listener {
+            name: names::VIRTUAL_INBOUND.to_owned(),
+            address: SocketAddr::from((Ipv4Addr::UNSPECIFIED, INBOUND_PORT)),
+            direction: TrafficDirection::Inbound,
+            use_original_dst: true,
+            filter_chains: chains,
+            default_filter_chain: Some(tcp_chain(
+                names::INBOUND_PASSTHROUGH,
+                ChainMatch::default(),
+            )),
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests;
