@@ -17,11 +17,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::watch;
 
+use std::path::PathBuf;
+
 use crate::diagnostic::Diagnostic;
+use crate::discovery::DiscoveryStatus;
+use crate::inspect;
+use crate::mesh_config::MeshConfig;
 use crate::output::{self, DeploymentStatus, Format, LiveStatus, Table};
 use crate::pod::{Pod, Pods};
 use crate::resource::{Kind, ObjectKey, Resource};
 use crate::store::{ApplyError, DeleteError, Store};
+use crate::translate::View;
 use crate::yaml;
 
 /// One manifest file sent by the CLI.
@@ -142,6 +148,36 @@ pub struct ApiState {
     pub store: Arc<Store>,
     /// The reconciler's view of the pods.
     pub pods: watch::Receiver<Pods>,
+    /// The mesh as proxies are configured from it.
+    pub views: watch::Receiver<Arc<View>>,
+    /// The proxies' sync state.
+    pub discovery: DiscoveryStatus,
+    /// The mesh configuration, changed by `mesh-config set`.
+    pub mesh_config: watch::Sender<MeshConfig>,
+    /// Where the mesh configuration is kept.
+    pub state_dir: PathBuf,
+}
+
+/// `GET /api/v1/proxy-config` parameters.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ProxyConfigQuery {
+    /// The pod.
+    pub pod: String,
+    /// Its namespace; `default` when absent.
+    pub namespace: Option<String>,
+    /// `listeners`, `routes`, `clusters`, `endpoints` or `all`.
+    pub kind: String,
+    /// `json` for the configuration itself; a table when absent.
+    pub output: Option<String>,
+}
+
+/// `POST /api/v1/mesh-config`: one `key=value` as `--set meshConfig.<key>=<value>`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MeshConfigSet {
+    /// E.g. `outboundTrafficPolicy.mode`.
+    pub key: String,
+    /// E.g. `REGISTRY_ONLY`.
+    pub value: String,
 }
 
 /// The API's routes.
@@ -152,6 +188,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/delete", post(delete))
         .route("/api/v1/get", get(get_objects))
         .route("/api/v1/pods", get(pods))
+        .route("/api/v1/proxy-status", get(proxy_status))
+        .route("/api/v1/proxy-config", get(proxy_config))
+        .route(
+            "/api/v1/mesh-config",
+            get(mesh_config).post(set_mesh_config),
+        )
         .with_state(state)
 }
 
@@ -410,6 +452,103 @@ fn pod_listing(
     };
     Json(Text {
         text: table.to_string(),
+    })
+    .into_response()
+}
+
+async fn proxy_status(State(state): State<ApiState>) -> Json<Text> {
+    let statuses = state.discovery.proxy_status();
+    let text = if statuses.is_empty() {
+        "No proxies are connected.".to_owned()
+    } else {
+        inspect::proxy_status(&statuses).to_string()
+    };
+    Json(Text { text })
+}
+
+async fn proxy_config(
+    State(state): State<ApiState>,
+    Query(query): Query<ProxyConfigQuery>,
+) -> Response {
+    let namespace = namespace_of(query.namespace.as_deref());
+    let view = state.views.borrow().clone();
+    let Some(pod) = view
+        .pods
+        .iter()
+        .find(|p| p.namespace == namespace && p.name == query.pod)
+    else {
+        return Failure::response(
+            StatusCode::NOT_FOUND,
+            &format!("pods {:?} not found in namespace {namespace:?}", query.pod),
+            None,
+        );
+    };
+    let kind = if crate::catalog::is_gateway_pod(&pod.labels) {
+        meshlab_proxy_config::ProxyKind::Router
+    } else {
+        meshlab_proxy_config::ProxyKind::Sidecar
+    };
+    let node = meshlab_proxy_config::ProxyNode {
+        kind,
+        pod: pod.name.clone(),
+        namespace: namespace.clone(),
+        ip: pod.ip.clone().unwrap_or_default(),
+        labels: pod.labels.clone(),
+        service_account: pod.service_account.clone(),
+    };
+    let config = view.config_for(&node);
+    let text = match (query.kind.as_str(), query.output.as_deref()) {
+        ("all", Some("json")) => serde_json::to_string_pretty(&config).unwrap_or_default(),
+        ("listeners" | "listener", Some("json")) => {
+            serde_json::to_string_pretty(&config.listeners).unwrap_or_default()
+        }
+        ("routes" | "route", Some("json")) => {
+            serde_json::to_string_pretty(&config.routes).unwrap_or_default()
+        }
+        ("clusters" | "cluster", Some("json")) => {
+            serde_json::to_string_pretty(&config.clusters).unwrap_or_default()
+        }
+        ("endpoints" | "endpoint", Some("json")) => {
+            serde_json::to_string_pretty(&config.endpoints).unwrap_or_default()
+        }
+        ("listeners" | "listener", _) => inspect::listeners(&config).to_string(),
+        ("routes" | "route", _) => inspect::routes(&config).to_string(),
+        ("clusters" | "cluster", _) => inspect::clusters(&config).to_string(),
+        ("endpoints" | "endpoint", _) => inspect::endpoints(&config).to_string(),
+        (other, _) => {
+            return Failure::response(
+                StatusCode::BAD_REQUEST,
+                &format!("unknown proxy-config type {other:?}"),
+                Some("use listeners, routes, clusters, endpoints or all (with -o json)".to_owned()),
+            );
+        }
+    };
+    Json(Text { text }).into_response()
+}
+
+async fn mesh_config(State(state): State<ApiState>) -> Json<MeshConfig> {
+    Json(*state.mesh_config.borrow())
+}
+
+async fn set_mesh_config(
+    State(state): State<ApiState>,
+    Json(set): Json<MeshConfigSet>,
+) -> Response {
+    let mut config = *state.mesh_config.borrow();
+    if let Err(err) = config.set(&set.key, &set.value) {
+        return Failure::response(StatusCode::BAD_REQUEST, &err, None);
+    }
+    if let Err(err) = config.save(&state.state_dir) {
+        return Failure::response(StatusCode::INTERNAL_SERVER_ERROR, &err, None);
+    }
+    state.mesh_config.send_replace(config);
+    Json(Lines {
+        lines: vec![format!(
+            "meshConfig.{} set to {}",
+            set.key.trim_start_matches("meshConfig."),
+            set.value
+        )],
+        warnings: Vec::new(),
     })
     .into_response()
 }

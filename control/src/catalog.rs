@@ -98,10 +98,11 @@ pub fn launch(container: &Container) -> Result<Launch, CatalogError> {
         .ports
         .first()
         .and_then(|p| u16::try_from(p.container_port).ok());
-    let port = if built_in.app == "sleep" {
-        None
-    } else {
-        declared_port.or(built_in.port)
+    let port = match built_in.app {
+        "sleep" => None,
+        // A gateway listens where its Gateways say; it is ready when its proxy is.
+        "gateway" => built_in.port,
+        _ => declared_port.or(built_in.port),
     };
     let mut env: Vec<(String, String)> = built_in
         .env
@@ -138,6 +139,15 @@ pub fn launch(container: &Container) -> Result<Launch, CatalogError> {
                 cmd.push(arg);
                 cmd
             })
+    } else if built_in.app == "gateway" {
+        // The gateway image's own arguments (`proxy router …`) are Istio's agent's;
+        // meshlab's gateway takes its identity from the control plane instead.
+        vec![
+            MESHLAB.to_owned(),
+            "run".into(),
+            "proxy".into(),
+            "--router".into(),
+        ]
     } else if !container.args.is_empty() {
         return Err(CatalogError::UnsupportedArgs {
             container: container.name.clone(),
@@ -176,6 +186,18 @@ fn repository(image: &str) -> String {
         None => image,
     };
     without_tag.to_ascii_lowercase()
+}
+
+/// Whether `image` is Istio's proxy image (`istio/proxyv2`), which meshlab runs as
+/// a gateway: its own proxy, and no sidecar beside it.
+pub fn is_gateway(image: &str) -> bool {
+    repository(image).rsplit('/').next() == Some("proxyv2")
+}
+
+/// Whether a pod with these labels is a gateway (Istio's gateway pods carry an
+/// `istio` label such as `ingressgateway`).
+pub fn is_gateway_pod(labels: &std::collections::BTreeMap<String, String>) -> bool {
+    labels.get("istio").is_some_and(|v| v.ends_with("gateway"))
 }
 
 fn resolve(image: &str) -> Result<BuiltIn, CatalogError> {
@@ -253,6 +275,12 @@ fn resolve(image: &str) -> Result<BuiltIn, CatalogError> {
         };
     }
     match (owner, name) {
+        // Ready when the proxy's readiness endpoint answers.
+        (_, "proxyv2") => Ok(BuiltIn {
+            app: "gateway",
+            env: Vec::new(),
+            port: Some(crate::reconciler::READINESS_PORT),
+        }),
         // go-httpbin listens on 8080; the older Python images on 80.
         (_, "go-httpbin") => Ok(BuiltIn {
             app: "httpbin",

@@ -21,6 +21,9 @@
 pub mod api;
 pub mod catalog;
 pub mod diagnostic;
+pub mod discovery;
+pub mod inspect;
+pub mod mesh_config;
 pub mod output;
 pub mod pki;
 pub mod pod;

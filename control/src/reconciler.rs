@@ -40,6 +40,18 @@ pub const CA_BUNDLE_PATH: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// The pause container's name inside a pod, as the label value.
 const POD_SANDBOX: &str = "POD";
+/// The init step's container name, as Istio names it.
+const INIT_CONTAINER: &str = "istio-init";
+/// The sidecar's container name, as Istio names it.
+const PROXY_CONTAINER: &str = "istio-proxy";
+/// The uid (and gid) the proxy runs as; capture exempts its traffic.
+pub const PROXY_UID: u32 = 1337;
+/// The proxy's readiness port (`/healthz/ready`).
+pub const READINESS_PORT: u16 = 15021;
+/// The port gateway pods listen on for the ingress (Istio's gateway pod port).
+pub const GATEWAY_PORT: u16 = 8080;
+/// How long the init step may take.
+const INIT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Labels the reconciler adds to a pod's containers, so that its view of every pod
 /// can be rebuilt from Docker alone.
@@ -65,6 +77,10 @@ pub struct Lab {
     pub image: String,
     /// The lab's public CA bundle, installed in every container.
     pub ca_bundle: String,
+    /// Where proxies reach the discovery server, e.g. `http://meshlab-control:15010`.
+    pub discovery_address: String,
+    /// The host port the ingress gateway is published on (127.0.0.1).
+    pub ingress_port: Option<u16>,
 }
 
 /// Keeps the lab's pods as the store describes them.
@@ -113,6 +129,26 @@ impl Reconciler {
         let desired = desired_pods(&snapshot, &self.lab.image);
         let mut actual = self.observe().await?;
 
+        // A pod publishing a host port (the ingress gateway) cannot overlap with its
+        // replacement: remove the old one first (Kubernetes' `Recreate`).
+        for want in desired.iter().filter(|w| publishes(w)) {
+            let stale: Vec<Observed> = actual
+                .values()
+                .filter(|p| {
+                    p.namespace == want.namespace
+                        && p.deployment.as_ref() == Some(&want.deployment)
+                        && p.hash != want.hash
+                })
+                .cloned()
+                .collect();
+            for pod in stale {
+                for id in pod.container_ids.iter().rev() {
+                    let _ = self.docker.remove(id, true).await;
+                }
+                actual.remove(&pod.name);
+            }
+        }
+
         // Create the missing pods of each template, in parallel.
         let mut creating = JoinSet::new();
         for want in &desired {
@@ -137,7 +173,7 @@ impl Reconciler {
                     self.failed
                         .insert(want.hash.clone(), failed_pod(&want, &err));
                 }
-                Err(PodError::Runtime(err)) => {
+                Err(err @ (PodError::Runtime(_) | PodError::Init(_))) => {
                     tracing::warn!(pod = %want.deployment, %err, "pod creation failed");
                 }
             }
@@ -244,6 +280,13 @@ async fn observe_pod(name: String, mut containers: Vec<ContainerInfo>) -> Observ
     let is_sandbox = |c: &ContainerInfo| {
         c.labels.get(labels::CONTAINER).map(String::as_str) == Some(POD_SANDBOX)
     };
+    let is_init = |c: &ContainerInfo| {
+        c.labels.get(labels::CONTAINER).map(String::as_str) == Some(INIT_CONTAINER)
+    };
+    let init_failed = containers
+        .iter()
+        .find(|c| is_init(c))
+        .filter(|c| c.state != State::Running && c.exit_code.is_some_and(|code| code != 0));
     let sandbox = containers.iter().find(|c| is_sandbox(c));
     let any = &containers[0];
     let label = |key: &str| any.labels.get(key).cloned();
@@ -251,7 +294,7 @@ async fn observe_pod(name: String, mut containers: Vec<ContainerInfo>) -> Observ
     let mut pod_containers = Vec::new();
     let mut status = "Running";
     let mut message = None;
-    for container in containers.iter().filter(|c| !is_sandbox(c)) {
+    for container in containers.iter().filter(|c| !is_sandbox(c) && !is_init(c)) {
         let port = container
             .labels
             .get(label::PORT)
@@ -291,6 +334,13 @@ async fn observe_pod(name: String, mut containers: Vec<ContainerInfo>) -> Observ
     }
     if sandbox.is_none_or(|s| s.state != State::Running) {
         status = "ContainerCreating";
+    }
+    if let Some(init) = init_failed {
+        status = "Init:Error";
+        message = Some(format!(
+            "the init step (traffic capture) exited with status {}: see `meshlab logs {name} -c {INIT_CONTAINER}`",
+            init.exit_code.unwrap_or_default()
+        ));
     }
     let pod_labels = label(label::POD_LABELS)
         .and_then(|json| serde_json::from_str(&json).ok())
@@ -342,6 +392,8 @@ enum PodError {
     Catalog(#[from] catalog::CatalogError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error("the init step {0}")]
+    Init(String),
 }
 
 /// Whether something accepts connections at `addr` (the readiness check).
@@ -390,6 +442,66 @@ fn failed_pod(want: &DesiredPod, err: &catalog::CatalogError) -> Pod {
     }
 }
 
+/// Whether a pod is the ingress gateway, published on the host.
+fn publishes(want: &DesiredPod) -> bool {
+    want.namespace == crate::translate::mesh::ROOT_NAMESPACE
+        && want.labels.get("istio").map(String::as_str) == Some("ingressgateway")
+}
+
+/// The init step's options from the pod's annotations, as Istio's
+/// `traffic.sidecar.istio.io/*` annotations set them.
+fn capture_options(annotations: &BTreeMap<String, String>) -> Vec<String> {
+    [
+        (
+            "traffic.sidecar.istio.io/excludeInboundPorts",
+            "--exclude-inbound-ports",
+        ),
+        (
+            "traffic.sidecar.istio.io/excludeOutboundPorts",
+            "--exclude-outbound-ports",
+        ),
+        (
+            "traffic.sidecar.istio.io/excludeOutboundIPRanges",
+            "--exclude-outbound-ip-ranges",
+        ),
+        (
+            "traffic.sidecar.istio.io/includeOutboundIPRanges",
+            "--include-outbound-ip-ranges",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(annotation, flag)| {
+        let value = annotations.get(annotation)?.trim();
+        (!value.is_empty()).then(|| [flag.to_owned(), value.to_owned()])
+    })
+    .flatten()
+    .collect()
+}
+
+/// Waits for the init step to finish; its failure fails the pod.
+async fn wait_for_init(docker: &Docker, id: &str) -> Result<(), PodError> {
+    let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
+    loop {
+        let info = docker.inspect(id).await?;
+        match (info.state, info.exit_code) {
+            (State::Exited, Some(0)) => return Ok(()),
+            (State::Exited | State::Dead, code) => {
+                return Err(PodError::Init(format!(
+                    "exited with status {}",
+                    code.unwrap_or(-1)
+                )));
+            }
+            _ if tokio::time::Instant::now() > deadline => {
+                return Err(PodError::Init(format!(
+                    "did not finish within {}s",
+                    INIT_TIMEOUT.as_secs()
+                )));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// A random pod-name suffix from Kubernetes' alphabet (no vowels, no look-alikes).
 fn suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -407,7 +519,7 @@ async fn create_pod(docker: &Docker, lab: &Lab, want: &DesiredPod) -> Result<(),
         .map(catalog::launch)
         .collect::<Result<_, _>>()?;
     let pod = format!("{}-{}-{}", want.deployment, want.hash, suffix());
-    let mut base_labels = BTreeMap::from([
+    let base_labels = BTreeMap::from([
         (labels::ROLE.to_owned(), labels::ROLE_POD.to_owned()),
         (labels::NAMESPACE.to_owned(), want.namespace.clone()),
         (labels::POD.to_owned(), pod.clone()),
@@ -450,21 +562,90 @@ async fn create_pod(docker: &Docker, lab: &Lab, want: &DesiredPod) -> Result<(),
     ];
     sandbox.dns_options = vec!["ndots:5".to_owned()];
     sandbox.restart = RestartPolicy::UnlessStopped;
+    if let (true, Some(host_port)) = (publishes(want), lab.ingress_port) {
+        sandbox.publish = vec![meshlab_control_runtime::Publish {
+            host_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            host_port,
+            container_port: GATEWAY_PORT,
+        }];
+    }
     let sandbox_id = docker.create_container(&sandbox).await?;
     docker.start(&sandbox_id).await?;
-
-    for (index, (container, launch)) in want.containers.iter().zip(&launches).enumerate() {
-        base_labels.insert(labels::CONTAINER.to_owned(), container.name.clone());
-        base_labels.insert(
-            label::CONTAINER_INDEX.to_owned(),
-            format!("{:02}", index + 1),
-        );
-        let mut labels_for = base_labels.clone();
-        if let Some(port) = launch.port {
-            labels_for.insert(label::PORT.to_owned(), port.to_string());
+    let ca_bundle = File {
+        path: CA_BUNDLE_PATH.to_owned(),
+        contents: lab.ca_bundle.clone().into_bytes(),
+        mode: 0o644,
+    };
+    let instance_ip = docker
+        .inspect(&sandbox_id)
+        .await?
+        .ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    let proxy_env = vec![
+        ("POD_NAME".to_owned(), pod.clone()),
+        ("POD_NAMESPACE".to_owned(), namespace.clone()),
+        ("INSTANCE_IP".to_owned(), instance_ip),
+        ("SERVICE_ACCOUNT".to_owned(), want.service_account.clone()),
+        (
+            "MESHLAB_DISCOVERY_ADDRESS".to_owned(),
+            lab.discovery_address.clone(),
+        ),
+    ];
+    let mut index = 0;
+    let mut next_labels = |container: &str, port: Option<u16>| {
+        index += 1;
+        let mut labels = base_labels.clone();
+        labels.insert(labels::CONTAINER.to_owned(), container.to_owned());
+        labels.insert(label::CONTAINER_INDEX.to_owned(), format!("{index:02}"));
+        if let Some(port) = port {
+            labels.insert(label::PORT.to_owned(), port.to_string());
         }
+        labels
+    };
+
+    if want.sidecar {
+        let mut init = ContainerSpec::new(
+            lab.name.clone(),
+            format!("{namespace}-{pod}-{INIT_CONTAINER}"),
+            lab.image.clone(),
+        );
+        init.cmd = [catalog::MESHLAB, "run", "init"]
+            .map(str::to_owned)
+            .to_vec();
+        init.cmd.extend(capture_options(&want.annotations));
+        init.cap_add = vec!["NET_ADMIN".to_owned()];
+        init.network = NetworkMode::Container(sandbox_id.clone());
+        init.labels = next_labels(INIT_CONTAINER, None);
+        let init_id = docker.create_container(&init).await?;
+        docker.start(&init_id).await?;
+        wait_for_init(docker, &init_id).await?;
+
+        let mut proxy = ContainerSpec::new(
+            lab.name.clone(),
+            format!("{namespace}-{pod}-{PROXY_CONTAINER}"),
+            lab.image.clone(),
+        );
+        proxy.cmd = [catalog::MESHLAB, "run", "proxy"]
+            .map(str::to_owned)
+            .to_vec();
+        proxy.env = proxy_env.clone();
+        proxy.user = Some(format!("{PROXY_UID}:{PROXY_UID}"));
+        proxy.network = NetworkMode::Container(sandbox_id.clone());
+        proxy.labels = next_labels(PROXY_CONTAINER, Some(READINESS_PORT));
+        proxy.restart = RestartPolicy::UnlessStopped;
+        proxy.files = vec![ca_bundle.clone()];
+        let proxy_id = docker.create_container(&proxy).await?;
+        docker.start(&proxy_id).await?;
+    }
+
+    for (container, launch) in want.containers.iter().zip(&launches) {
+        let labels_for = next_labels(&container.name, launch.port);
         let mut env = launch.env.clone();
         env.push(("HOSTNAME".to_owned(), pod.clone()));
+        if launch.app == "gateway" {
+            env.extend(proxy_env.iter().cloned());
+        }
         let mut spec = ContainerSpec::new(
             lab.name.clone(),
             format!("{namespace}-{pod}-{}", container.name),
@@ -476,11 +657,7 @@ async fn create_pod(docker: &Docker, lab: &Lab, want: &DesiredPod) -> Result<(),
         spec.network = NetworkMode::Container(sandbox_id.clone());
         spec.working_dir = container.working_dir.clone();
         spec.restart = RestartPolicy::UnlessStopped;
-        spec.files = vec![File {
-            path: CA_BUNDLE_PATH.to_owned(),
-            contents: lab.ca_bundle.clone().into_bytes(),
-            mode: 0o644,
-        }];
+        spec.files = vec![ca_bundle.clone()];
         let id = docker.create_container(&spec).await?;
         docker.start(&id).await?;
     }

@@ -15,13 +15,23 @@ use meshlab_control_runtime::{
 };
 use tokio::net::TcpListener;
 
+use meshlab_proxy_config::{Cluster, ClusterLoadAssignment, Listener, RouteConfiguration};
+use tokio::sync::watch;
+
 use crate::api::{self, ApiState};
+use crate::discovery::{DiscoveryError, DiscoveryServer, Generators};
+use crate::mesh_config::{MeshConfig, MeshConfigError};
 use crate::pki::{PkiError, PublicCa};
+use crate::pod::Pods;
 use crate::reconciler::{CA_BUNDLE_PATH, Lab, Reconciler};
-use crate::store::{Store, StoreError};
+use crate::store::{Snapshot, Store, StoreError};
+use crate::translate::View;
+use crate::translate::mesh::Mesh;
 
 /// The port the API listens on inside the control container.
 pub const API_PORT: u16 = 20001;
+
+pub use crate::discovery::DISCOVERY_PORT;
 
 /// The simulated internet's host names: DNS aliases of its container and names in
 /// its certificate.
@@ -42,6 +52,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Where the API listens.
     pub listen: SocketAddr,
+    /// The host port of the ingress gateway (`MESHLAB_HTTP_PORT`), when published.
+    pub ingress_port: Option<u16>,
 }
 
 /// Why the control plane stopped.
@@ -61,6 +73,12 @@ pub enum ControlError {
     /// Docker refused something.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The mesh configuration could not be read.
+    #[error(transparent)]
+    MeshConfig(#[from] MeshConfigError),
+    /// The discovery server stopped.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
     /// The API could not listen or serve.
     #[error("the API cannot serve on {addr}: {source}")]
     Serve {
@@ -85,6 +103,9 @@ impl Config {
             image: var("MESHLAB_IMAGE")?,
             state_dir: PathBuf::from(meshlab_control_runtime::STATE_DIR),
             listen: SocketAddr::from(([0, 0, 0, 0], API_PORT)),
+            ingress_port: std::env::var("MESHLAB_HTTP_PORT")
+                .ok()
+                .and_then(|p| p.parse().ok()),
         })
     }
 }
@@ -100,9 +121,53 @@ pub async fn run(config: Config) -> Result<(), ControlError> {
         name: config.lab.clone(),
         image: config.image.clone(),
         ca_bundle: ca.cert_pem().to_owned(),
+        discovery_address: format!(
+            "http://{}:{DISCOVERY_PORT}",
+            meshlab_control_runtime::lab::container_name(&config.lab, "control")
+        ),
+        ingress_port: config.ingress_port,
     };
     let (reconciler, pods) = Reconciler::new(docker, lab, store.clone());
     let reconciling = tokio::spawn(reconciler.run());
+
+    let mesh_config = watch::Sender::new(MeshConfig::load(&config.state_dir)?);
+    let views = watch_views(store.subscribe(), pods.clone(), mesh_config.subscribe());
+    let generators = Generators::new()
+        .with(|view: &View, node| {
+            view.config_for(node)
+                .clusters
+                .into_values()
+                .collect::<Vec<Cluster>>()
+        })
+        .with(|view: &View, node| {
+            view.config_for(node)
+                .endpoints
+                .into_values()
+                .collect::<Vec<ClusterLoadAssignment>>()
+        })
+        .with(|view: &View, node| {
+            view.config_for(node)
+                .listeners
+                .into_values()
+                .collect::<Vec<Listener>>()
+        })
+        .with(|view: &View, node| {
+            view.config_for(node)
+                .routes
+                .into_values()
+                .collect::<Vec<RouteConfiguration>>()
+        });
+    let discovery = DiscoveryServer::new(generators, views.clone());
+    let discovery_status = discovery.status();
+    let discovery_addr = SocketAddr::from(([0, 0, 0, 0], DISCOVERY_PORT));
+    let discovery_listener =
+        TcpListener::bind(discovery_addr)
+            .await
+            .map_err(|source| ControlError::Serve {
+                addr: discovery_addr,
+                source,
+            })?;
+    let discovering = tokio::spawn(discovery.serve(discovery_listener, std::future::pending()));
 
     let listener =
         TcpListener::bind(config.listen)
@@ -112,13 +177,60 @@ pub async fn run(config: Config) -> Result<(), ControlError> {
                 source,
             })?;
     tracing::info!(lab = %config.lab, addr = %config.listen, "control plane ready");
-    let router = api::router(ApiState { store, pods });
+    let router = api::router(ApiState {
+        store,
+        pods,
+        views,
+        discovery: discovery_status,
+        mesh_config,
+        state_dir: config.state_dir.clone(),
+    });
     let served = axum::serve(listener, router).await;
     reconciling.abort();
+    discovering.abort();
     served.map_err(|source| ControlError::Serve {
         addr: config.listen,
         source,
     })
+}
+
+/// Keeps a [`View`] of the mesh current: rebuilt when the store, the pods or the
+/// mesh configuration change (the reconciler republishes pods every pass; an equal
+/// list changes nothing).
+fn watch_views(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    mut pods: watch::Receiver<Pods>,
+    mut mesh_config: watch::Receiver<MeshConfig>,
+) -> watch::Receiver<Arc<View>> {
+    let build = |snapshot: &Snapshot, pods: &Pods, config: &MeshConfig| {
+        Arc::new(View {
+            mesh: Mesh::build(snapshot, pods, config.outbound_traffic_policy.mode),
+            pods: pods.clone(),
+        })
+    };
+    let initial = build(&snapshots.borrow(), &pods.borrow(), &mesh_config.borrow());
+    let (sender, receiver) = watch::channel(initial);
+    tokio::spawn(async move {
+        let mut last_pods = pods.borrow().clone();
+        loop {
+            tokio::select! {
+                changed = snapshots.changed() => if changed.is_err() { return },
+                changed = mesh_config.changed() => if changed.is_err() { return },
+                changed = pods.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if *pods.borrow() == last_pods {
+                        continue;
+                    }
+                }
+            }
+            last_pods = pods.borrow().clone();
+            let view = build(&snapshots.borrow(), &last_pods, &mesh_config.borrow());
+            sender.send_replace(view);
+        }
+    });
+    receiver
 }
 
 /// Makes sure the simulated internet runs: one container answering for every

@@ -21,6 +21,7 @@
 //!   dropped; `virtualInbound` on 15006 delivering to the app.
 
 pub mod clusters;
+pub mod gateway;
 pub mod mesh;
 pub mod names;
 pub mod routes;
@@ -139,6 +140,46 @@ impl Scope {
     }
 }
 
+pub use gateway::gateway;
+
+/// What the discovery server generates from: the mesh model and the pods, so that a
+/// proxy's identity (labels, service account, address) comes from the control
+/// plane's own records rather than from what the proxy claims.
+#[derive(Clone, Debug)]
+pub struct View {
+    /// The mesh.
+    pub mesh: Mesh,
+    /// The pods.
+    pub pods: crate::pod::Pods,
+}
+
+impl View {
+    /// The configuration of the proxy `node` names.
+    pub fn config_for(&self, node: &ProxyNode) -> ProxyConfig {
+        let known = self
+            .pods
+            .iter()
+            .find(|p| p.name == node.pod && p.namespace == node.namespace)
+            .map(|pod| ProxyNode {
+                kind: node.kind,
+                pod: pod.name.clone(),
+                namespace: pod.namespace.clone(),
+                ip: pod.ip.clone().unwrap_or_else(|| node.ip.clone()),
+                labels: pod.labels.clone(),
+                service_account: pod.service_account.clone(),
+            });
+        proxy_config(&self.mesh, known.as_ref().unwrap_or(node))
+    }
+}
+
+/// The configuration of any proxy: a gateway's or a sidecar's.
+pub fn proxy_config(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
+    match node.kind {
+        meshlab_proxy_config::ProxyKind::Router => gateway(mesh, node),
+        meshlab_proxy_config::ProxyKind::Sidecar => sidecar(mesh, node),
+    }
+}
+
 /// One sidecar's whole configuration.
 pub fn sidecar(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
     let scope = scope(mesh, node);
@@ -157,23 +198,8 @@ pub fn sidecar(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
     for service in &visible {
         let rule = clusters::destination_rule(mesh, service, &node.namespace);
         let hash = clusters::hash_policy(rule);
+        add_clusters(&mut config, service, rule);
         for port in &service.ports {
-            let mut subsets = vec![None];
-            subsets.extend(rule.iter().flat_map(|r| r.spec.subsets.iter().map(Some)));
-            for subset in subsets {
-                let cluster = clusters::cluster(service, port.number, subset, rule);
-                let endpoints = endpoints(service, port.number, subset.map(|s| &s.labels));
-                if cluster.discovery != DiscoveryType::OriginalDst {
-                    config.endpoints.insert(
-                        cluster.name.clone(),
-                        ClusterLoadAssignment {
-                            cluster_name: cluster.name.clone(),
-                            endpoints,
-                        },
-                    );
-                }
-                config.clusters.insert(cluster.name.clone(), cluster);
-            }
             let default_cluster = names::outbound_cluster(port.number, "", &service.hostname);
             match port.protocol {
                 Protocol::Http | Protocol::Http2 => {
@@ -294,6 +320,32 @@ pub fn sidecar(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
     );
     inbound(mesh, node, &mut config);
     config
+}
+
+/// The clusters of every port and subset of `service`, with their endpoints.
+fn add_clusters(
+    config: &mut ProxyConfig,
+    service: &MeshService,
+    rule: Option<&crate::resource::networking::DestinationRule>,
+) {
+    for port in &service.ports {
+        let mut subsets = vec![None];
+        subsets.extend(rule.iter().flat_map(|r| r.spec.subsets.iter().map(Some)));
+        for subset in subsets {
+            let cluster = clusters::cluster(service, port.number, subset, rule);
+            let endpoints = endpoints(service, port.number, subset.map(|s| &s.labels));
+            if cluster.discovery != DiscoveryType::OriginalDst {
+                config.endpoints.insert(
+                    cluster.name.clone(),
+                    ClusterLoadAssignment {
+                        cluster_name: cluster.name.clone(),
+                        endpoints,
+                    },
+                );
+            }
+            config.clusters.insert(cluster.name.clone(), cluster);
+        }
+    }
 }
 
 /// The first VirtualService (oldest) for `service` visible from `namespace`, bound

@@ -242,7 +242,7 @@ impl Checker {
 
     fn string_match(&mut self, path: &FieldPath, matcher: &StringMatch) {
         match matcher {
-            StringMatch::Exact(_) => {}
+            StringMatch::Exact(_) | StringMatch::Present => {}
             StringMatch::Prefix(prefix) => {
                 if prefix.is_empty() {
                     self.error(

@@ -27,3 +27,9 @@ pub const SLEEP: Sample = Sample {
     file: "sleep.yaml",
     yaml: include_str!("../samples/sleep.yaml"),
 };
+
+/// The ingress gateway in `istio-system`, as Istio's default profile installs it.
+pub const INGRESS_GATEWAY: Sample = Sample {
+    file: "istio-ingressgateway.yaml",
+    yaml: include_str!("../samples/istio-ingressgateway.yaml"),
+};

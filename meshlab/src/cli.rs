@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use meshlab_apps::App;
 use meshlab_control::api::{DeleteRequest, GetQuery, ManifestsRequest};
+use meshlab_proxy::capture::{self, CaptureConfig, IncludeRanges, Ipv4Cidr};
 use tracing_subscriber::EnvFilter;
 
 use crate::resources::Reported;
@@ -102,12 +103,32 @@ enum Command {
         target: String,
         #[command(flatten)]
         namespace: NamespaceArg,
-        /// The container (default: the pod's first).
+        /// The container (default: the app, not its sidecar).
         #[arg(short = 'c', long = "container")]
         container: Option<String>,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// Show each proxy's sync state per type (SYNCED, STALE, NOT SENT), as istioctl does.
+    ProxyStatus,
+    /// Show a proxy's configuration: listeners, routes, clusters, endpoints or all.
+    ProxyConfig {
+        /// `listeners`, `routes`, `clusters`, `endpoints`, or `all` (with `-o json`).
+        kind: String,
+        /// The pod (`NAME`, `NAME.NAMESPACE` or `deploy/NAME`).
+        pod: String,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+        /// json for the configuration itself.
+        #[arg(short = 'o', long = "output")]
+        output: Option<String>,
+    },
+    /// Show or change the mesh configuration, e.g.
+    /// `meshlab mesh-config set outboundTrafficPolicy.mode=REGISTRY_ONLY`.
+    MeshConfig {
+        #[command(subcommand)]
+        action: Option<MeshConfigAction>,
     },
     /// Print a container's logs: a pod, deploy/NAME, or the lab's `control` and `internet`.
     Logs {
@@ -115,7 +136,7 @@ enum Command {
         target: String,
         #[command(flatten)]
         namespace: NamespaceArg,
-        /// The container (default: the pod's first).
+        /// The container (default: the app, not its sidecar).
         #[arg(short = 'c', long = "container")]
         container: Option<String>,
         /// Keep printing what it writes.
@@ -140,6 +161,15 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum MeshConfigAction {
+    /// Set `KEY=VALUE` as `istioctl install --set meshConfig.KEY=VALUE` would.
+    Set {
+        /// E.g. `outboundTrafficPolicy.mode=REGISTRY_ONLY`.
+        setting: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Role {
     /// Run a built-in app: productpage, details, reviews, ratings, httpbin or sleep.
     ///
@@ -156,8 +186,20 @@ enum Role {
     },
     /// Hold a pod's network namespace and do nothing else, until stopped.
     Pause,
+    /// Install a pod's traffic capture, print the rules and exit (Istio's
+    /// `istio-init`; needs the NET_ADMIN capability).
+    Init(InitArgs),
     /// Run the control plane (inside the lab's control container).
     Control,
+    /// Run a proxy: the sidecar beside an app (its traffic captured), or a gateway.
+    ///
+    /// The proxy names itself with `POD_NAME` and `POD_NAMESPACE` and streams its
+    /// configuration from `MESHLAB_DISCOVERY_ADDRESS`.
+    Proxy {
+        /// Run as a gateway (Istio's `router`): no capture, no DNS proxy.
+        #[arg(long)]
+        router: bool,
+    },
     /// Serve the simulated internet's hosts over HTTP (80) and HTTPS (443).
     Internet {
         /// The certificate chain (PEM) covering every simulated host.
@@ -177,6 +219,63 @@ enum Role {
         #[arg(long, default_value = "v3", value_parser = ["v1", "v2", "v3"])]
         reviews: String,
     },
+}
+
+/// `meshlab run init`: Istio's capture settings, named after the pod annotations
+/// that set them (`traffic.sidecar.istio.io/…`).
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// The sidecar's uid: its traffic is never captured.
+    #[arg(long, default_value_t = CaptureConfig::default().proxy_uid)]
+    proxy_uid: u32,
+    /// The sidecar's gid: its traffic is never captured.
+    #[arg(long, default_value_t = CaptureConfig::default().proxy_gid)]
+    proxy_gid: u32,
+    /// The sidecar's inbound listener.
+    #[arg(long, default_value_t = CaptureConfig::default().inbound_port)]
+    inbound_port: u16,
+    /// The sidecar's outbound listener.
+    #[arg(long, default_value_t = CaptureConfig::default().outbound_port)]
+    outbound_port: u16,
+    /// The sidecar's DNS proxy.
+    #[arg(long, default_value_t = CaptureConfig::default().dns_port)]
+    dns_port: u16,
+    /// Inbound ports not to capture, comma-separated (`excludeInboundPorts`).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..))]
+    exclude_inbound_ports: Vec<u16>,
+    /// Outbound ports not to capture, comma-separated (`excludeOutboundPorts`).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..))]
+    exclude_outbound_ports: Vec<u16>,
+    /// Destinations not to capture, e.g. 10.0.0.0/8 (`excludeOutboundIPRanges`).
+    #[arg(long, value_delimiter = ',')]
+    exclude_outbound_ip_ranges: Vec<Ipv4Cidr>,
+    /// Destinations to capture, `*` for all (`includeOutboundIPRanges`).
+    #[arg(long, default_value = "*")]
+    include_outbound_ip_ranges: IncludeRanges,
+    /// Whether DNS (port 53) goes to the DNS proxy.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    capture_dns: bool,
+    /// The name servers whose queries are captured (the pod's resolv.conf).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.11")]
+    dns_servers: Vec<std::net::Ipv4Addr>,
+}
+
+impl From<InitArgs> for CaptureConfig {
+    fn from(args: InitArgs) -> Self {
+        Self {
+            proxy_uid: args.proxy_uid,
+            proxy_gid: args.proxy_gid,
+            inbound_port: args.inbound_port,
+            outbound_port: args.outbound_port,
+            dns_port: args.dns_port,
+            exclude_inbound_ports: args.exclude_inbound_ports,
+            exclude_outbound_ports: args.exclude_outbound_ports,
+            exclude_outbound_ranges: args.exclude_outbound_ip_ranges,
+            include_outbound_ranges: args.include_outbound_ip_ranges,
+            capture_dns: args.capture_dns,
+            dns_servers: args.dns_servers,
+        }
+    }
 }
 
 fn parse_app(s: &str) -> Result<App, String> {
@@ -322,6 +421,37 @@ async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
             .await?;
             workloads::logs(&docker, &name, follow, tail).await?;
         }
+        Command::ProxyStatus => {
+            let client = lab::client(&lab::docker().await?, lab).await?;
+            resources::print_text(&client, "/api/v1/proxy-status").await?;
+        }
+        Command::ProxyConfig {
+            kind,
+            pod,
+            namespace,
+            output,
+        } => {
+            let client = lab::client(&lab::docker().await?, lab).await?;
+            let ns = namespace.namespace.unwrap_or_else(|| "default".to_owned());
+            let (pod, ns) = workloads::pod_name(&client, &pod, &ns).await?;
+            let mut path = format!("/api/v1/proxy-config?kind={kind}&pod={pod}&namespace={ns}");
+            if let Some(output) = output {
+                path.push_str(&format!("&output={output}"));
+            }
+            resources::print_text(&client, &path).await?;
+        }
+        Command::MeshConfig { action } => {
+            let client = lab::client(&lab::docker().await?, lab).await?;
+            match action {
+                None => {
+                    let config: serde_json::Value = client.get("/api/v1/mesh-config").await?;
+                    println!("{}", serde_json::to_string_pretty(&config)?);
+                }
+                Some(MeshConfigAction::Set { setting }) => {
+                    resources::set_mesh_config(&client, &setting).await?
+                }
+            }
+        }
         Command::Curl { .. } | Command::Run { .. } => {
             unreachable!("handled before the runtime starts")
         }
@@ -337,6 +467,13 @@ fn run_role(role: Role) -> anyhow::Result<u8> {
             0 => {}
             code => anyhow::bail!("pause stopped with status {code}"),
         },
+        Role::Init(args) => {
+            // Like istio-init, print what was installed: the pod's init log shows it.
+            println!("{}", capture::install(&args.into())?);
+            for line in capture::list()? {
+                println!("{line}");
+            }
+        }
         Role::Control => {
             let config = meshlab_control::run::Config::from_env()?;
             block_on(meshlab_control::run::run(config))?.context("the control plane stopped")?;
@@ -347,6 +484,7 @@ fn run_role(role: Role) -> anyhow::Result<u8> {
                 .context("the simulated internet stopped")?;
         }
         Role::Bookinfo { port, reviews } => block_on(run_bookinfo(port, &reviews))??,
+        Role::Proxy { router } => block_on(run_proxy(router))??,
     }
     Ok(0)
 }
@@ -359,6 +497,52 @@ fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
         .build()
         .context("cannot start the async runtime")?;
     Ok(runtime.block_on(future))
+}
+
+/// A sidecar or gateway: configuration from the control plane, traffic from capture
+/// (sidecars) or from its published ports (gateways).
+async fn run_proxy(router: bool) -> anyhow::Result<()> {
+    use meshlab_proxy::discovery::{ClientSettings, DiscoveryClient, default_endpoint};
+    use meshlab_proxy::{OriginalDst, ProxyOptions, Sidecar, capture, dns};
+    use meshlab_proxy_config::{ProxyConfig, ProxyKind, ProxyNode};
+
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let node = ProxyNode {
+        kind: if router {
+            ProxyKind::Router
+        } else {
+            ProxyKind::Sidecar
+        },
+        pod: env("POD_NAME").context("POD_NAME is not set (the proxy runs inside a lab pod)")?,
+        namespace: env("POD_NAMESPACE").unwrap_or_else(|| "default".to_owned()),
+        ip: env("INSTANCE_IP").unwrap_or_default(),
+        labels: std::collections::BTreeMap::new(),
+        service_account: env("SERVICE_ACCOUNT").unwrap_or_default(),
+    };
+    let endpoint = env("MESHLAB_DISCOVERY_ADDRESS").unwrap_or_else(default_endpoint);
+    let client = DiscoveryClient::new(
+        ClientSettings::new(endpoint, node.clone()),
+        ProxyConfig::default(),
+    )?;
+    let configs = client.config();
+    tokio::spawn(client.run());
+    let mut options = ProxyOptions::new(node);
+    if !router {
+        options.original_dst = OriginalDst::Lookup(capture::original_destination);
+        let bind = std::net::SocketAddr::from(([0, 0, 0, 0], 15053));
+        tokio::spawn(async move {
+            if let Err(err) = dns::serve(bind, dns::system_resolver()).await {
+                tracing::error!(%err, "the dns proxy stopped");
+            }
+        });
+    }
+    let _proxy = Sidecar::start(options, configs).await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
 }
 
 /// Starts ratings, details and the chosen reviews on loopback ports picked by the

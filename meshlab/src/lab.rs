@@ -105,10 +105,28 @@ pub async fn up(lab: &str, options: &UpOptions) -> anyhow::Result<()> {
     if current.is_none() {
         // A control plane of an older binary, or stopped: replaced (its pods roll to
         // the new image once the new one runs). Its ports are this lab's own.
+        let mut own = Vec::new();
+        // The lab's own ingress gateway, from an earlier control plane, holds the
+        // ingress port until the new control plane replaces it.
+        let gateway = docker
+            .list(
+                lab,
+                &[
+                    (labels::NAMESPACE, "istio-system"),
+                    (labels::DEPLOYMENT, "istio-ingressgateway"),
+                ],
+            )
+            .await?;
+        if gateway.iter().any(|c| c.state == State::Running) {
+            own.push(options.http_port);
+        }
         if let Some(stale) = &existing {
+            for key in [API_PORT_LABEL, HTTP_PORT_LABEL] {
+                own.extend(stale.labels.get(key).and_then(|p| p.parse::<u16>().ok()));
+            }
             docker.remove(&stale.id, true).await?;
         }
-        preflight_ports(&docker, lab, options).await?;
+        preflight_ports(&docker, lab, options, &own).await?;
     }
     let network = docker.ensure_network(lab).await?;
     step(format_args!(
@@ -141,7 +159,7 @@ pub async fn up(lab: &str, options: &UpOptions) -> anyhow::Result<()> {
     let client = Client::new(SocketAddr::from((Ipv4Addr::LOCALHOST, api_port)));
     wait_healthy(&client).await?;
 
-    let mut defaults = vec![samples::NAMESPACE_DEFAULT];
+    let mut defaults = vec![samples::NAMESPACE_DEFAULT, samples::INGRESS_GATEWAY];
     if !options.no_bookinfo {
         defaults.push(samples::BOOKINFO);
     }
@@ -190,7 +208,14 @@ pub async fn up(lab: &str, options: &UpOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn preflight_ports(docker: &Docker, lab: &str, options: &UpOptions) -> anyhow::Result<()> {
+/// Checks that the lab's host ports are free; `own` are ports this lab's earlier
+/// control plane held (its ingress gateway may still hold one until replaced).
+async fn preflight_ports(
+    docker: &Docker,
+    lab: &str,
+    options: &UpOptions,
+    own: &[u16],
+) -> anyhow::Result<()> {
     let mut owners: BTreeMap<u16, String> = BTreeMap::new();
     for other in docker.labs().await? {
         if other == lab {
@@ -214,7 +239,7 @@ async fn preflight_ports(docker: &Docker, lab: &str, options: &UpOptions) -> any
                  or stop that lab with `meshlab --name {owner} down`)"
             );
         }
-        if !port_free(Ipv4Addr::LOCALHOST.into(), port) {
+        if !own.contains(&port) && !port_free(Ipv4Addr::LOCALHOST.into(), port) {
             bail!(
                 "port {port} on 127.0.0.1 is already in use (hint: stop what uses it, or pick another with {flag})"
             );
@@ -246,6 +271,10 @@ async fn start_control(
     spec.env = vec![
         ("MESHLAB_NAME".to_owned(), lab.to_owned()),
         ("MESHLAB_IMAGE".to_owned(), image.to_owned()),
+        (
+            "MESHLAB_HTTP_PORT".to_owned(),
+            options.http_port.to_string(),
+        ),
     ];
     spec.labels = BTreeMap::from([
         (labels::ROLE.to_owned(), labels::ROLE_CONTROL.to_owned()),

@@ -181,3 +181,32 @@ fn encode(value: &str) -> String {
         })
         .collect()
 }
+
+/// Prints the text an API endpoint renders (`proxy-status`, `proxy-config`).
+pub async fn print_text(client: &Client, path: &str) -> anyhow::Result<()> {
+    let text: Text = client.get(path).await.map_err(refused)?;
+    print!("{}", text.text);
+    if !text.text.ends_with('\n') {
+        println!();
+    }
+    Ok(())
+}
+
+/// `meshlab mesh-config set KEY=VALUE`.
+pub async fn set_mesh_config(client: &Client, setting: &str) -> anyhow::Result<()> {
+    let Some((key, value)) = setting.split_once('=') else {
+        bail!("expected KEY=VALUE, e.g. outboundTrafficPolicy.mode=REGISTRY_ONLY");
+    };
+    let set = meshlab_control::api::MeshConfigSet {
+        key: key.trim().to_owned(),
+        value: value.trim().to_owned(),
+    };
+    let lines: Lines = client
+        .post("/api/v1/mesh-config", &set)
+        .await
+        .map_err(refused)?;
+    for line in &lines.lines {
+        println!("{line}");
+    }
+    Ok(())
+}

@@ -67,9 +67,13 @@ pub async fn resolve(
                     names.join(" ")
                 )
             })?,
+        // As kubectl with Istio's `kubectl.kubernetes.io/default-container`: the app,
+        // not the sidecar.
         None => pod
             .containers
-            .first()
+            .iter()
+            .find(|c| c.name != "istio-proxy")
+            .or_else(|| pod.containers.first())
             .with_context(|| format!("pod {} has no containers ({})", pod.name, pod.status))?,
     };
     if chosen.docker_name.is_empty() {
@@ -80,6 +84,33 @@ pub async fn resolve(
         );
     }
     Ok(chosen.docker_name.clone())
+}
+
+/// A pod's name and namespace from `NAME`, `NAME.NAMESPACE` or `deploy/NAME`, as
+/// istioctl's proxy commands take them.
+pub async fn pod_name(
+    client: &Client,
+    target: &str,
+    namespace: &str,
+) -> anyhow::Result<(String, String)> {
+    let pods: Vec<Pod> = client.get("/api/v1/pods").await?;
+    if let Some(name) = target
+        .strip_prefix("deploy/")
+        .or_else(|| target.strip_prefix("deployment/"))
+    {
+        let pod = pods
+            .iter()
+            .find(|p| p.namespace == namespace && p.deployment.as_deref() == Some(name))
+            .with_context(|| {
+                format!("deployments.apps {name:?} not found in namespace {namespace:?}")
+            })?;
+        return Ok((pod.name.clone(), pod.namespace.clone()));
+    }
+    let (name, ns) = match target.split_once('.') {
+        Some((name, ns)) if !pods.iter().any(|p| p.name == target) => (name, ns),
+        _ => (target, namespace),
+    };
+    Ok((name.to_owned(), ns.to_owned()))
 }
 
 /// `meshlab exec … -- CMD…`: the command's own exit status.

@@ -145,7 +145,7 @@ fn bookinfo_comes_up_serves_balances_and_survives_a_control_plane_restart() {
     }
     let lab = Lab::new("bookinfo");
     let up = lab.up(&[]);
-    assert!(up.contains("✔ 7 pods ready"), "{up}");
+    assert!(up.contains("✔ 8 pods ready"), "{up}");
 
     let pods = lab.ok(&["get", "pods", "-A"]);
     let header = pods.lines().next().unwrap();
@@ -166,7 +166,10 @@ fn bookinfo_comes_up_serves_balances_and_survives_a_control_plane_restart() {
             .lines()
             .find(|l| l.contains(name))
             .unwrap_or_else(|| panic!("no {name} pod:\n{pods}"));
-        assert!(line.contains("1/1") && line.contains("Running"), "{line}");
+        assert!(
+            line.contains("2/2") && line.contains("Running"),
+            "a sidecar beside every app: {line}"
+        );
     }
 
     let page = lab.curl_from_sleep("http://productpage:9080/productpage");
@@ -333,7 +336,10 @@ fn two_labs_run_side_by_side_and_images_meshlab_cannot_provide_fail_clearly() {
         if pods.contains("ErrImageNeverPull") {
             break;
         }
-        #[expect(clippy::disallowed_methods, reason = "synchronous code: no async runtime to block")]
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "synchronous code: no async runtime to block"
+        )]
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(

@@ -28,10 +28,41 @@ pub struct DesiredPod {
     /// DNS names that resolve to this pod: `<service>.<namespace>.svc.cluster.local`
     /// for each Service selecting it (short names resolve through the search list).
     pub aliases: Vec<String>,
+    /// Whether the pod gets a sidecar (see [`injected`]).
+    pub sidecar: bool,
+}
+
+/// Istio's injection rule: the pod's `sidecar.istio.io/inject` label or annotation
+/// decides when set (`"true"` or `"false"`); otherwise the namespace's
+/// `istio-injection=enabled` label.
+pub fn injected(
+    namespace_labels: Option<&BTreeMap<String, String>>,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> bool {
+    const KEY: &str = "sidecar.istio.io/inject";
+    match labels
+        .get(KEY)
+        .or_else(|| annotations.get(KEY))
+        .map(String::as_str)
+    {
+        Some("true") => true,
+        Some("false") => false,
+        _ => namespace_labels
+            .and_then(|l| l.get("istio-injection"))
+            .is_some_and(|v| v == "enabled"),
+    }
 }
 
 /// The pods every Deployment of `snapshot` asks for, when run from `image`.
 pub fn desired_pods(snapshot: &Snapshot, image: &str) -> Vec<DesiredPod> {
+    let namespaces: BTreeMap<&str, &BTreeMap<String, String>> = snapshot
+        .iter()
+        .filter_map(|(_, r)| match r.as_ref() {
+            Resource::Namespace(ns) => Some((ns.metadata.name.as_str(), &ns.metadata.labels)),
+            _ => None,
+        })
+        .collect();
     let services: Vec<_> = snapshot
         .iter()
         .filter_map(|(_, r)| match r.as_ref() {
@@ -72,10 +103,20 @@ pub fn desired_pods(snapshot: &Snapshot, image: &str) -> Vec<DesiredPod> {
                 .clone()
                 .or_else(|| template.spec.service_account.clone())
                 .unwrap_or_else(|| "default".to_owned());
+            let sidecar = injected(
+                namespaces.get(namespace.as_str()).copied(),
+                &template.metadata.labels,
+                &template.metadata.annotations,
+            ) && template
+                .spec
+                .containers
+                .iter()
+                .all(|c| !crate::catalog::is_gateway(&c.image));
             let fingerprint = serde_json::json!({
                 "template": template,
                 "aliases": aliases,
                 "image": image,
+                "sidecar": sidecar,
             });
             DesiredPod {
                 hash: template_hash(&fingerprint.to_string()),
@@ -87,6 +128,7 @@ pub fn desired_pods(snapshot: &Snapshot, image: &str) -> Vec<DesiredPod> {
                 labels,
                 aliases,
                 namespace,
+                sidecar,
             }
         })
         .collect()

@@ -250,9 +250,12 @@ pub struct HttpMatchRequest {
     pub stat_prefix: String,
 }
 
-/// How to match a string: exactly one of `exact`, `prefix`, `regex` (RE2 syntax).
+/// How to match a string: exactly one of `exact`, `prefix`, `regex` (RE2 syntax), or
+/// none — `{}` — which for headers and query parameters means "present" (Istio:
+/// "if the value is empty and only the name of header is specified, presence of the
+/// header is checked").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(try_from = "RawStringMatch", into = "RawStringMatch")]
 pub enum StringMatch {
     /// The whole string.
     Exact(String),
@@ -260,6 +263,54 @@ pub enum StringMatch {
     Prefix(String),
     /// An RE2 regular expression matching the whole string.
     Regex(String),
+    /// Any value: the header or parameter is present.
+    Present,
+}
+
+/// `StringMatch` as written: at most one field set.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawStringMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    regex: Option<String>,
+}
+
+impl TryFrom<RawStringMatch> for StringMatch {
+    type Error = String;
+
+    fn try_from(raw: RawStringMatch) -> Result<Self, Self::Error> {
+        match (raw.exact, raw.prefix, raw.regex) {
+            (Some(v), None, None) => Ok(StringMatch::Exact(v)),
+            (None, Some(v), None) => Ok(StringMatch::Prefix(v)),
+            (None, None, Some(v)) => Ok(StringMatch::Regex(v)),
+            (None, None, None) => Ok(StringMatch::Present),
+            _ => Err("set only one of `exact`, `prefix` or `regex`".to_owned()),
+        }
+    }
+}
+
+impl From<StringMatch> for RawStringMatch {
+    fn from(m: StringMatch) -> Self {
+        match m {
+            StringMatch::Exact(v) => RawStringMatch {
+                exact: Some(v),
+                ..Self::default()
+            },
+            StringMatch::Prefix(v) => RawStringMatch {
+                prefix: Some(v),
+                ..Self::default()
+            },
+            StringMatch::Regex(v) => RawStringMatch {
+                regex: Some(v),
+                ..Self::default()
+            },
+            StringMatch::Present => RawStringMatch::default(),
+        }
+    }
 }
 
 /// A weighted HTTP destination.

@@ -106,6 +106,7 @@ fn string_header(m: &StringMatch) -> Option<HeaderMatch> {
         StringMatch::Exact(v) => HeaderMatch::Exact(v.clone()),
         StringMatch::Prefix(v) => HeaderMatch::Prefix(v.clone()),
         StringMatch::Regex(v) => HeaderMatch::Regex(Pattern::new(v.clone()).ok()?),
+        StringMatch::Present => HeaderMatch::Present(true),
     })
 }
 
@@ -113,7 +114,7 @@ fn string_header(m: &StringMatch) -> Option<HeaderMatch> {
 /// store's validation rejects those, so this does not happen for applied config).
 fn request_match(m: &HttpMatchRequest) -> Option<RouteMatch> {
     let path = match &m.uri {
-        None => PathMatch::Prefix("/".to_owned()),
+        None | Some(StringMatch::Present) => PathMatch::Prefix("/".to_owned()),
         Some(StringMatch::Exact(v)) => PathMatch::Exact(v.clone()),
         Some(StringMatch::Prefix(v)) => PathMatch::Prefix(v.clone()),
         Some(StringMatch::Regex(v)) => PathMatch::Regex(Pattern::new(v.clone()).ok()?),
@@ -140,6 +141,7 @@ fn request_match(m: &HttpMatchRequest) -> Option<RouteMatch> {
             StringMatch::Exact(v) => QueryMatch::Exact(v.clone()),
             StringMatch::Prefix(v) => QueryMatch::Prefix(v.clone()),
             StringMatch::Regex(v) => QueryMatch::Regex(Pattern::new(v.clone()).ok()?),
+            StringMatch::Present => QueryMatch::Present,
         };
         query_params.push(QueryMatcher {
             name: name.clone(),

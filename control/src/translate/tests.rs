@@ -475,3 +475,56 @@ fn the_inbound_listener_delivers_the_pods_own_ports_to_the_app() {
         EndpointAddress::Socket("127.0.0.1:9080".parse().unwrap())
     );
 }
+
+const BOOKINFO_GATEWAY: &str = include_str!("../../tests/data/bookinfo-gateway.yaml");
+
+#[test]
+fn the_bookinfo_gateway_serves_its_five_paths_and_404s_the_rest() {
+    let mesh = mesh(&[BOOKINFO_GATEWAY], OutboundMode::AllowAny);
+    let node = ProxyNode {
+        kind: ProxyKind::Router,
+        pod: "istio-ingressgateway-abc-12345".to_owned(),
+        namespace: "istio-system".to_owned(),
+        ip: "10.0.0.9".to_owned(),
+        labels: [("istio".to_owned(), "ingressgateway".to_owned())].into(),
+        service_account: "istio-ingressgateway".to_owned(),
+    };
+    let config = proxy_config(&mesh, &node);
+    let listener = &config.listeners["0.0.0.0_8080"];
+    assert_eq!(listener.address.port(), 8080);
+    let table = &config.routes["http.8080"];
+    let decide = |path: &str| {
+        let headers = HeaderMap::new();
+        let request = RequestHead {
+            authority: "localhost:8080",
+            path_and_query: path,
+            method: "GET",
+            scheme: "http",
+            headers: &headers,
+        };
+        match table.select(&request) {
+            None => "404".to_owned(),
+            Some(selected) => match selected
+                .route
+                .decide(&request, &mut Sequence::new([0]))
+                .verdict
+            {
+                Verdict::Forward(forward) => forward.cluster.to_owned(),
+                other => format!("{other:?}"),
+            },
+        }
+    };
+    let productpage = "outbound|9080||productpage.default.svc.cluster.local";
+    for path in [
+        "/productpage",
+        "/static/bookinfo.css",
+        "/login",
+        "/logout",
+        "/api/v1/products/0",
+    ] {
+        assert_eq!(decide(path), productpage, "{path}");
+    }
+    for path in ["/", "/health", "/productpage/x"] {
+        assert_eq!(decide(path), "404", "{path}");
+    }
+}

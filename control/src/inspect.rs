@@ -1,0 +1,246 @@
+//! What `meshlab proxy-status` and `meshlab proxy-config` print, in istioctl's shapes,
+//! so a learner's notes from a real cluster read the same here.
+
+use meshlab_proxy_config::route::action::ClusterSpecifier;
+use meshlab_proxy_config::route::{Action, Domain, HeaderMatch, PathMatch, RouteMatch};
+use meshlab_proxy_config::{EndpointAddress, NetworkFilter, ProxyConfig};
+
+use crate::discovery::{ProxyStatus, ResourceType};
+use crate::output::Table;
+
+/// `istioctl proxy-status`: one line per connected proxy, sync state per type.
+pub fn proxy_status(statuses: &[ProxyStatus]) -> Table {
+    let rows = statuses
+        .iter()
+        .map(|status| {
+            let state = |t: ResourceType| status.sync(t).to_string();
+            vec![
+                format!("{}.{}", status.node.pod, status.node.namespace),
+                "Kubernetes".to_owned(),
+                state(ResourceType::Cluster),
+                state(ResourceType::Listener),
+                state(ResourceType::ClusterLoadAssignment),
+                state(ResourceType::RouteConfiguration),
+                "meshlab-control".to_owned(),
+                status.version.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ISTIOD", "VERSION",
+        ],
+        rows,
+    )
+}
+
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> Table {
+    Table {
+        headers: headers.iter().map(|h| (*h).to_owned()).collect(),
+        rows,
+    }
+}
+
+/// `istioctl proxy-config clusters`.
+pub fn clusters(config: &ProxyConfig) -> Table {
+    let rows = config
+        .clusters
+        .values()
+        .map(|cluster| {
+            let parts: Vec<&str> = cluster.name.split('|').collect();
+            let (fqdn, port, subset, direction) = match parts.as_slice() {
+                [direction, port, subset, host] => (
+                    host.to_string(),
+                    port.to_string(),
+                    subset.to_string(),
+                    direction.to_uppercase(),
+                ),
+                _ => (
+                    cluster.name.clone(),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                ),
+            };
+            let rule = cluster
+                .origin
+                .iter()
+                .find_map(|o| o.strip_prefix("DestinationRule/"))
+                .map(|o| o.replace('/', "."))
+                .unwrap_or_else(|| "-".to_owned());
+            vec![
+                if fqdn.is_empty() {
+                    "-".to_owned()
+                } else {
+                    fqdn
+                },
+                port,
+                if subset.is_empty() {
+                    "-".to_owned()
+                } else {
+                    subset
+                },
+                direction,
+                format!("{:?}", cluster.discovery).to_uppercase(),
+                rule,
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SERVICE FQDN",
+            "PORT",
+            "SUBSET",
+            "DIRECTION",
+            "TYPE",
+            "DESTINATION RULE",
+        ],
+        rows,
+    )
+}
+
+/// `istioctl proxy-config listeners`: one line per filter chain.
+pub fn listeners(config: &ProxyConfig) -> Table {
+    let mut rows = Vec::new();
+    for listener in config.listeners.values() {
+        for chain in listener
+            .filter_chains
+            .iter()
+            .chain(&listener.default_filter_chain)
+        {
+            let m = &chain.matcher;
+            let addresses = if m.destination_ips.is_empty() {
+                "0.0.0.0".to_owned()
+            } else {
+                m.destination_ips
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let port = m
+                .destination_port
+                .map_or_else(|| listener.address.port().to_string(), |p| p.to_string());
+            let mut matches = Vec::new();
+            if !m.server_names.is_empty() {
+                matches.push(format!("SNI: {}", m.server_names.join(",")));
+            }
+            if let Some(transport) = &m.transport_protocol {
+                matches.push(format!("Trans: {transport}"));
+            }
+            let destination = match &chain.filter {
+                NetworkFilter::HttpConnectionManager(hcm) => {
+                    format!("Route: {}", hcm.route_config_name)
+                }
+                NetworkFilter::TcpProxy(tcp) => format!("Cluster: {}", tcp.cluster),
+            };
+            rows.push(vec![
+                addresses,
+                port,
+                if matches.is_empty() {
+                    "ALL".to_owned()
+                } else {
+                    matches.join("; ")
+                },
+                destination,
+            ]);
+        }
+    }
+    table(&["ADDRESSES", "PORT", "MATCH", "DESTINATION"], rows)
+}
+
+/// `istioctl proxy-config routes`: one line per route.
+pub fn routes(config: &ProxyConfig) -> Table {
+    let mut rows = Vec::new();
+    for route_config in config.routes.values() {
+        for vhost in &route_config.virtual_hosts {
+            let domains: Vec<String> = vhost.domains.iter().map(Domain::to_string).collect();
+            let shown = match domains.as_slice() {
+                [] => "-".to_owned(),
+                [one] => one.clone(),
+                [first, rest @ ..] => format!("{first} +{}", rest.len()),
+            };
+            for route in &vhost.routes {
+                let target = match &route.action {
+                    Action::Route(action) => match &action.cluster {
+                        ClusterSpecifier::Cluster(c) => c.clone(),
+                        ClusterSpecifier::Weighted(w) => w
+                            .iter()
+                            .map(|c| format!("{} {}%", c.name, c.weight))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    },
+                    Action::Direct { status, .. } => format!("direct {status}"),
+                    Action::Redirect(_) => "redirect".to_owned(),
+                    Action::NonForwarding => "-".to_owned(),
+                };
+                rows.push(vec![
+                    route_config.name.clone(),
+                    vhost.name.clone(),
+                    shown.clone(),
+                    describe_match(&route.matcher),
+                    target,
+                    route.origin.clone(),
+                ]);
+            }
+        }
+    }
+    table(
+        &[
+            "NAME",
+            "VHOST NAME",
+            "DOMAINS",
+            "MATCH",
+            "DESTINATION",
+            "FROM",
+        ],
+        rows,
+    )
+}
+
+/// `istioctl proxy-config endpoints`.
+pub fn endpoints(config: &ProxyConfig) -> Table {
+    let mut rows = Vec::new();
+    for assignment in config.endpoints.values() {
+        for endpoint in &assignment.endpoints {
+            let address = match &endpoint.address {
+                EndpointAddress::Socket(addr) => addr.to_string(),
+                EndpointAddress::Dns { host, port } => format!("{host}:{port}"),
+            };
+            rows.push(vec![
+                address,
+                "HEALTHY".to_owned(),
+                "OK".to_owned(),
+                assignment.cluster_name.clone(),
+            ]);
+        }
+    }
+    table(&["ENDPOINT", "STATUS", "OUTLIER CHECK", "CLUSTER"], rows)
+}
+
+/// A route's match as istioctl sums it up: `/productpage`, `/static*`, `/* (headers)`.
+fn describe_match(matcher: &RouteMatch) -> String {
+    let mut text = match &matcher.path {
+        PathMatch::Exact(path) => path.clone(),
+        PathMatch::Prefix(prefix) => format!("{prefix}*"),
+        PathMatch::Regex(pattern) => format!("{pattern:?}"),
+    };
+    let headers: Vec<String> = matcher
+        .headers
+        .iter()
+        .map(|h| {
+            let value = match &h.kind {
+                HeaderMatch::Exact(v) => format!("={v}"),
+                HeaderMatch::Prefix(v) => format!("^={v}"),
+                HeaderMatch::Suffix(v) => format!("$={v}"),
+                HeaderMatch::Regex(p) => format!("~={p:?}"),
+                HeaderMatch::Present(_) => String::new(),
+            };
+            format!("{}{}{value}", if h.invert { "!" } else { "" }, h.name)
+        })
+        .collect();
+    if !headers.is_empty() {
+        text.push_str(&format!(" ({})", headers.join(", ")));
+    }
+    text
+}

@@ -1,0 +1,389 @@
+//! The data plane against Istio's task manifests, on a real lab: sidecars capture
+//! the apps' traffic, the ingress gateway is on the host, and the observations are
+//! those the Istio tasks describe (`shared/spec/istio-tasks.md`).
+//!
+//! Like Istio's own doc tests, each check retries for a few seconds: configuration
+//! is eventually consistent. Without Docker the tests print "skipped: no Docker"
+//! unless `MESHLAB_REQUIRE_DOCKER` is set.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use meshlab_control_runtime::Docker;
+
+const MESHLAB: &str = env!("CARGO_BIN_EXE_meshlab");
+const BOOKINFO_GATEWAY: &str = include_str!("../../control/tests/data/bookinfo-gateway.yaml");
+const DESTINATION_RULE_ALL: &str =
+    include_str!("../../control/tests/data/destination-rule-all.yaml");
+const ALL_V1: &str = include_str!("../../control/tests/data/virtual-service-all-v1.yaml");
+const REVIEWS_TEST_V2: &str =
+    include_str!("../../control/tests/data/virtual-service-reviews-test-v2.yaml");
+
+const RATINGS_TEST_ABORT: &str = "\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: ratings
+spec:
+  hosts:
+  - ratings
+  http:
+  - match:
+    - headers:
+        end-user:
+          exact: jason
+    fault:
+      abort:
+        percentage:
+          value: 100.0
+        httpStatus: 500
+    route:
+    - destination:
+        host: ratings
+        subset: v1
+  - route:
+    - destination:
+        host: ratings
+        subset: v1
+";
+
+const HTTPBIN_EXT: &str = "\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: httpbin-ext
+spec:
+  hosts:
+  - httpbin.org
+  ports:
+  - number: 80
+    name: http
+    protocol: HTTP
+  resolution: DNS
+  location: MESH_EXTERNAL
+";
+
+fn docker_available() -> bool {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    match runtime.block_on(Docker::connect()) {
+        Ok(_) => true,
+        Err(err) if std::env::var_os("MESHLAB_REQUIRE_DOCKER").is_none() => {
+            eprintln!("skipped: no Docker ({err})");
+            false
+        }
+        Err(err) => panic!("MESHLAB_REQUIRE_DOCKER is set, but {err}"),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Lab {
+    name: String,
+    http_port: u16,
+}
+
+impl Lab {
+    fn up(test: &str) -> Lab {
+        let lab = Lab {
+            name: format!("mlm-{test}-{}", std::process::id()),
+            http_port: free_port(),
+        };
+        let dashboard = free_port().to_string();
+        lab.ok(&[
+            "up",
+            "--http-port",
+            &lab.http_port.to_string(),
+            "--dashboard-port",
+            &dashboard,
+        ]);
+        lab
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(MESHLAB)
+            .arg("--name")
+            .arg(&self.name)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            let mut input = input;
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, None);
+        assert!(
+            out.status.success(),
+            "meshlab {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn apply(&self, manifest: &str) {
+        let out = self.run(&["apply", "-f", "-"], Some(manifest));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn delete(&self, manifest: &str) {
+        let out = self.run(&["delete", "-f", "-"], Some(manifest));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `curl` on the host through the ingress gateway; returns (exit code, stdout).
+    fn gateway(&self, path: &str, extra: &[&str]) -> (i32, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.http_port);
+        let out = Command::new(MESHLAB)
+            .arg("curl")
+            .args(["-s", "--max-time", "15"])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// `curl` from the sleep pod; returns (exit code, stdout).
+    fn from_sleep(&self, args: &[&str]) -> (i32, String) {
+        let mut all = vec![
+            "exec",
+            "deploy/sleep",
+            "--",
+            "curl",
+            "-s",
+            "--max-time",
+            "10",
+        ];
+        all.extend_from_slice(args);
+        let out = self.run(&all, None);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "--purge"], None);
+    }
+}
+
+/// Retries `check` until it holds or 20 s pass (propagation is eventually
+/// consistent, as Istio's tests allow for); panics with the last observation.
+fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(observed) if Instant::now() > deadline => panic!("{what}: {observed}"),
+            Err(_) => {
+                #[expect(
+                    clippy::disallowed_methods,
+                    reason = "synchronous test: no async runtime to block"
+                )]
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    }
+}
+
+const STAR: &str = "glyphicon glyphicon-star";
+
+#[test]
+fn istios_traffic_tasks_behave_as_documented() {
+    if !docker_available() {
+        return;
+    }
+    let lab = Lab::up("traffic");
+
+    // Every proxy is in sync.
+    eventually("every proxy SYNCED", || {
+        let status = lab.ok(&["proxy-status"]);
+        let proxies = status.lines().skip(1).count();
+        let synced = status
+            .lines()
+            .skip(1)
+            .filter(|l| l.matches("SYNCED").count() == 4)
+            .count();
+        if proxies == 8 && synced == 8 {
+            Ok(())
+        } else {
+            Err(status)
+        }
+    });
+
+    // bookinfo-gateway.yaml: /productpage through the gateway, anything else 404.
+    lab.apply(BOOKINFO_GATEWAY);
+    lab.apply(DESTINATION_RULE_ALL);
+    eventually("the gateway serves /productpage", || {
+        let (code, page) = lab.gateway("/productpage", &[]);
+        if code == 0 && page.contains("<title>Simple Bookstore App</title>") {
+            Ok(())
+        } else {
+            Err(format!("exit {code}: {page}"))
+        }
+    });
+    let (_, status) = lab.gateway("/", &["-o", "/dev/null", "-w", "%{http_code}"]);
+    assert_eq!(status, "404");
+
+    // Request routing: all v1 → never stars; jason → v2, stars.
+    lab.apply(ALL_V1);
+    lab.apply(REVIEWS_TEST_V2);
+    eventually("anonymous pages show no stars", || {
+        let starred = (0..10)
+            .filter(|_| lab.gateway("/productpage", &[]).1.contains(STAR))
+            .count();
+        if starred == 0 {
+            Ok(())
+        } else {
+            Err(format!("{starred} of 10 pages had stars"))
+        }
+    });
+    let jar = std::env::temp_dir().join(format!("meshlab-jar-{}", std::process::id()));
+    let jar = jar.to_string_lossy().into_owned();
+    let (code, _) = lab.gateway(
+        "/login",
+        &[
+            "-c",
+            &jar,
+            "-o",
+            "/dev/null",
+            "-d",
+            "username=jason&passwd=password",
+        ],
+    );
+    assert_eq!(code, 0);
+    eventually("jason sees stars", || {
+        let page = lab.gateway("/productpage", &["-b", &jar]).1;
+        if page.contains(STAR) && page.contains("text-black-500") {
+            Ok(())
+        } else {
+            Err("no black stars".to_owned())
+        }
+    });
+
+    // Fault injection (abort): jason's ratings fail, others are untouched.
+    lab.apply(RATINGS_TEST_ABORT);
+    eventually("jason sees the ratings error", || {
+        let page = lab.gateway("/productpage", &["-b", &jar]).1;
+        if page.contains("Ratings service is currently unavailable") {
+            Ok(())
+        } else {
+            Err("no ratings error".to_owned())
+        }
+    });
+    assert!(
+        !lab.gateway("/productpage", &[])
+            .1
+            .contains("Ratings service is currently unavailable")
+    );
+    let _ = std::fs::remove_file(&jar);
+}
+
+#[test]
+fn egress_follows_the_outbound_traffic_policy() {
+    if !docker_available() {
+        return;
+    }
+    let lab = Lab::up("egress");
+    // ALLOW_ANY: the simulated internet answers.
+    eventually("ALLOW_ANY passes through", || {
+        let (code, status) = lab.from_sleep(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://httpbin.org/headers",
+        ]);
+        if code == 0 && status == "200" {
+            Ok(())
+        } else {
+            Err(format!("exit {code}, status {status}"))
+        }
+    });
+    let (code, _) = lab.from_sleep(&["-sSI", "https://www.google.com"]);
+    assert_eq!(code, 0);
+
+    // REGISTRY_ONLY: plain HTTP gets 502 from the sidecar, HTTPS cannot handshake.
+    lab.ok(&[
+        "mesh-config",
+        "set",
+        "outboundTrafficPolicy.mode=REGISTRY_ONLY",
+    ]);
+    eventually("REGISTRY_ONLY answers 502", || {
+        let (_, status) = lab.from_sleep(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://httpbin.org/headers",
+        ]);
+        if status == "502" {
+            Ok(())
+        } else {
+            Err(format!("status {status}"))
+        }
+    });
+    eventually("REGISTRY_ONLY closes TLS (curl exit 35)", || {
+        let (code, _) = lab.from_sleep(&["-I", "https://www.google.com"]);
+        if code == 35 {
+            Ok(())
+        } else {
+            Err(format!("exit {code}"))
+        }
+    });
+
+    // A ServiceEntry opens httpbin.org again, and the access log names its cluster.
+    lab.apply(HTTPBIN_EXT);
+    eventually("the ServiceEntry opens httpbin.org", || {
+        let (_, status) = lab.from_sleep(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://httpbin.org/headers",
+        ]);
+        if status == "200" {
+            Ok(())
+        } else {
+            Err(format!("status {status}"))
+        }
+    });
+    let log = lab.ok(&["logs", "deploy/sleep", "-c", "istio-proxy"]);
+    assert!(
+        log.contains("outbound|80||httpbin.org"),
+        "access log:\n{log}"
+    );
+    lab.delete(HTTPBIN_EXT);
+}
