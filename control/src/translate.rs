@@ -248,8 +248,11 @@ pub fn sidecar(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
                         })
                         .collect();
                     if !ips.is_empty() {
+                        let cluster =
+                            l4_destination(mesh, service, &node.namespace, port.number, None)
+                                .unwrap_or_else(|| default_cluster.clone());
                         chains.push(tcp_chain(
-                            &default_cluster,
+                            &cluster,
                             ChainMatch {
                                 destination_port: Some(port.number),
                                 destination_ips: ips,
@@ -259,7 +262,14 @@ pub fn sidecar(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
                     }
                 }
                 Protocol::Tls => chains.push(tcp_chain(
-                    &default_cluster,
+                    &l4_destination(
+                        mesh,
+                        service,
+                        &node.namespace,
+                        port.number,
+                        Some(&service.hostname),
+                    )
+                    .unwrap_or_else(|| default_cluster.clone()),
                     ChainMatch {
                         destination_port: Some(port.number),
                         server_names: vec![service.hostname.clone()],
@@ -367,6 +377,49 @@ fn virtual_service_for<'m>(
                 .iter()
                 .any(|h| clusters::host_matches(&fqdn(h, vs_namespace), &service.hostname))
     })
+}
+
+/// Where a VirtualService's `tcp` (or, with an SNI, `tls`) routes send a TCP or TLS
+/// service's connections on `port`: the first route whose match fits (port, and
+/// SNI for TLS), to its first destination. Several weighted destinations would need
+/// a weighted TCP proxy, which meshlab does not have: the store's validation warns,
+/// and the first destination is used.
+fn l4_destination(
+    mesh: &Mesh,
+    service: &MeshService,
+    namespace: &str,
+    port: u16,
+    sni: Option<&str>,
+) -> Option<String> {
+    let vs = virtual_service_for(mesh, service, namespace, true)?;
+    let vs_namespace = vs.metadata.namespace.as_deref().unwrap_or("default");
+    let port_ok = |p: Option<u32>| p.is_none_or(|p| p == u32::from(port));
+    let destination = match sni {
+        None => vs
+            .spec
+            .tcp
+            .iter()
+            .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| port_ok(m.port)))?
+            .route
+            .first()?,
+        Some(sni) => vs
+            .spec
+            .tls
+            .iter()
+            .find(|r| {
+                r.matches.iter().any(|m| {
+                    port_ok(m.port) && m.sni_hosts.iter().any(|h| clusters::host_matches(h, sni))
+                })
+            })?
+            .route
+            .first()?,
+    };
+    Some(routes::destination_cluster(
+        mesh,
+        &destination.destination,
+        vs_namespace,
+        port,
+    ))
 }
 
 /// A service's route when no VirtualService names it: all endpoints, Istio's

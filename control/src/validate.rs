@@ -505,6 +505,18 @@ impl Checker {
 // === impl Checker: networking.istio.io ===
 
 impl Checker {
+    /// meshlab's TCP proxy sends a connection to one cluster: weighted TCP and TLS
+    /// routes are accepted (Istio accepts them) but only the first destination is used.
+    fn single_l4_destination(&mut self, path: &FieldPath, destinations: usize) {
+        if destinations > 1 {
+            self.warning(
+                path,
+                format!("meshlab sends TCP and TLS routes to one destination: only the first of these {destinations} is used"),
+                Some("weighted TCP routing is not supported yet; use HTTP routes to split traffic".to_owned()),
+            );
+        }
+    }
+
     fn virtual_service(&mut self, path: &FieldPath, vs: &VirtualService) {
         let spec = &vs.spec;
         if spec.hosts.is_empty() {
@@ -547,6 +559,7 @@ impl Checker {
                 self.error(&here.field("route"), "TCP route is required");
             }
             self.route_destinations(&here.field("route"), &route.route);
+            self.single_l4_destination(&here.field("route"), route.route.len());
             for (j, m) in route.matches.iter().enumerate() {
                 if let Some(port) = m.port {
                     self.port(&here.field("match").index(j).field("port"), port.into());
@@ -573,6 +586,7 @@ impl Checker {
                 self.error(&here.field("route"), "TLS route is required");
             }
             self.route_destinations(&here.field("route"), &route.route);
+            self.single_l4_destination(&here.field("route"), route.route.len());
         }
     }
 

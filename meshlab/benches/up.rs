@@ -115,8 +115,10 @@ fn main() {
         "the warm run reuses the image:\n{out}"
     );
 
-    #[expect(clippy::disallowed_methods, reason = "synchronous code: no async runtime to block")]
-
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "synchronous code: no async runtime to block"
+    )]
     std::thread::sleep(Duration::from_secs(2));
     let (rows, idle) = memory(&lab);
     for _ in 0..30 {

@@ -448,7 +448,7 @@ async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
                     println!("{}", serde_json::to_string_pretty(&config)?);
                 }
                 Some(MeshConfigAction::Set { setting }) => {
-                    resources::set_mesh_config(&client, &setting).await?
+                    resources::set_mesh_config(&client, &setting).await?;
                 }
             }
         }

@@ -174,7 +174,7 @@ impl Lab {
     }
 
     /// `curl` from the sleep pod; returns (exit code, stdout).
-    fn from_sleep(&self, args: &[&str]) -> (i32, String) {
+    fn curl_from_sleep(&self, args: &[&str]) -> (i32, String) {
         let mut all = vec![
             "exec",
             "deploy/sleep",
@@ -319,7 +319,7 @@ fn egress_follows_the_outbound_traffic_policy() {
     let lab = Lab::up("egress");
     // ALLOW_ANY: the simulated internet answers.
     eventually("ALLOW_ANY passes through", || {
-        let (code, status) = lab.from_sleep(&[
+        let (code, status) = lab.curl_from_sleep(&[
             "-o",
             "/dev/null",
             "-w",
@@ -332,7 +332,7 @@ fn egress_follows_the_outbound_traffic_policy() {
             Err(format!("exit {code}, status {status}"))
         }
     });
-    let (code, _) = lab.from_sleep(&["-sSI", "https://www.google.com"]);
+    let (code, _) = lab.curl_from_sleep(&["-sSI", "https://www.google.com"]);
     assert_eq!(code, 0);
 
     // REGISTRY_ONLY: plain HTTP gets 502 from the sidecar, HTTPS cannot handshake.
@@ -342,7 +342,7 @@ fn egress_follows_the_outbound_traffic_policy() {
         "outboundTrafficPolicy.mode=REGISTRY_ONLY",
     ]);
     eventually("REGISTRY_ONLY answers 502", || {
-        let (_, status) = lab.from_sleep(&[
+        let (_, status) = lab.curl_from_sleep(&[
             "-o",
             "/dev/null",
             "-w",
@@ -356,7 +356,7 @@ fn egress_follows_the_outbound_traffic_policy() {
         }
     });
     eventually("REGISTRY_ONLY closes TLS (curl exit 35)", || {
-        let (code, _) = lab.from_sleep(&["-I", "https://www.google.com"]);
+        let (code, _) = lab.curl_from_sleep(&["-I", "https://www.google.com"]);
         if code == 35 {
             Ok(())
         } else {
@@ -367,7 +367,7 @@ fn egress_follows_the_outbound_traffic_policy() {
     // A ServiceEntry opens httpbin.org again, and the access log names its cluster.
     lab.apply(HTTPBIN_EXT);
     eventually("the ServiceEntry opens httpbin.org", || {
-        let (_, status) = lab.from_sleep(&[
+        let (_, status) = lab.curl_from_sleep(&[
             "-o",
             "/dev/null",
             "-w",
@@ -386,4 +386,174 @@ fn egress_follows_the_outbound_traffic_policy() {
         "access log:\n{log}"
     );
     lab.delete(HTTPBIN_EXT);
+}
+
+const REVIEWS_50_V3: &str = "\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+      weight: 50
+    - destination:
+        host: reviews
+        subset: v3
+      weight: 50
+";
+
+const RATINGS_TEST_DELAY: &str =
+    include_str!("../../control/tests/data/virtual-service-ratings-test-delay.yaml");
+
+const REVIEWS_V2_TIMEOUT: &str = "\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v2
+    timeout: 0.5s
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: ratings
+spec:
+  hosts:
+  - ratings
+  http:
+  - fault:
+      delay:
+        percentage:
+          value: 100
+        fixedDelay: 2s
+    route:
+    - destination:
+        host: ratings
+        subset: v1
+";
+
+const HTTPBIN_EXT_TIMEOUT: &str = "\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: httpbin-ext
+spec:
+  hosts:
+  - httpbin.org
+  http:
+  - timeout: 3s
+    route:
+    - destination:
+        host: httpbin.org
+      weight: 100
+";
+
+/// How long one gateway page takes and what it says.
+fn timed(lab: &Lab, extra: &[&str]) -> (Duration, String) {
+    let started = Instant::now();
+    let page = lab.gateway("/productpage", extra).1;
+    (started.elapsed(), page)
+}
+
+#[test]
+fn traffic_shifting_fault_delays_and_timeouts_match_the_tasks() {
+    if !docker_available() {
+        return;
+    }
+    let lab = Lab::up("timing");
+    lab.apply(BOOKINFO_GATEWAY);
+    lab.apply(DESTINATION_RULE_ALL);
+    lab.apply(ALL_V1);
+
+    // Traffic shifting: 50/50 v1/v3 → 40 < red pages < 60 out of 100 (the task's test).
+    lab.apply(REVIEWS_50_V3);
+    eventually("the 50/50 split is in force", || {
+        let page = (0..10)
+            .map(|_| lab.gateway("/productpage", &[]).1)
+            .find(|p| p.contains("text-red-500"));
+        page.map(|_| ())
+            .ok_or_else(|| "no red stars in 10 pages".to_owned())
+    });
+    let red = (0..100)
+        .filter(|_| lab.gateway("/productpage", &[]).1.contains("text-red-500"))
+        .count();
+    assert!((41..60).contains(&red), "{red} of 100 pages from v3");
+
+    // Fault injection, delay: jason → reviews v2, ratings delayed 7 s → the page comes
+    // after about 6 s (2 × productpage's 3 s) with reviews unavailable.
+    lab.apply(REVIEWS_TEST_V2);
+    lab.apply(RATINGS_TEST_DELAY);
+    let jar = std::env::temp_dir().join(format!("meshlab-jar-timing-{}", std::process::id()));
+    let jar = jar.to_string_lossy().into_owned();
+    lab.gateway(
+        "/login",
+        &[
+            "-c",
+            &jar,
+            "-o",
+            "/dev/null",
+            "-d",
+            "username=jason&passwd=password",
+        ],
+    );
+    eventually("jason's page is delayed into the reviews error", || {
+        let (took, page) = timed(&lab, &["-b", &jar]);
+        let sorry =
+            page.contains("Sorry, product reviews are currently unavailable for this book.");
+        if sorry && (Duration::from_millis(5_500)..Duration::from_millis(8_500)).contains(&took) {
+            Ok(())
+        } else {
+            Err(format!("took {took:?}, reviews error shown: {sorry}"))
+        }
+    });
+    let _ = std::fs::remove_file(&jar);
+
+    // Request timeouts: ratings delayed 2 s, reviews (v2) limited to 0.5 s → the page
+    // in about 1 s (productpage tries twice) with reviews unavailable.
+    lab.apply(REVIEWS_V2_TIMEOUT);
+    eventually("the 0.5 s timeout cuts reviews off", || {
+        let (took, page) = timed(&lab, &[]);
+        let sorry =
+            page.contains("Sorry, product reviews are currently unavailable for this book.");
+        if sorry && (Duration::from_millis(900)..Duration::from_millis(2_500)).contains(&took) {
+            Ok(())
+        } else {
+            Err(format!("took {took:?}, reviews error shown: {sorry}"))
+        }
+    });
+
+    // A timeout on an external service: /delay/5 answers 504 after about 3 s.
+    lab.apply(HTTPBIN_EXT);
+    lab.apply(HTTPBIN_EXT_TIMEOUT);
+    eventually("the 3 s timeout applies to httpbin.org", || {
+        let started = Instant::now();
+        let (_, status) = lab.curl_from_sleep(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://httpbin.org/delay/5",
+        ]);
+        let took = started.elapsed();
+        if status == "504"
+            && (Duration::from_millis(2_900)..Duration::from_millis(4_900)).contains(&took)
+        {
+            Ok(())
+        } else {
+            Err(format!("status {status} after {took:?}"))
+        }
+    });
 }

@@ -238,14 +238,16 @@ impl Mesh {
     }
 }
 
-/// `reviews` in `default` → `reviews.default.svc.cluster.local`; `reviews.prod` →
-/// `reviews.prod.svc.cluster.local`; a name with more dots is taken as it is.
+/// Istio's short-name rule for hosts in VirtualServices, DestinationRules and
+/// destinations: a name without dots is a service of the resource's namespace
+/// (`reviews` in `default` → `reviews.default.svc.cluster.local`); a name with dots
+/// is taken as written (`httpbin.org`, `reviews.default.svc.cluster.local`), as
+/// Istio's `ResolveShortnameToFQDN` does. `*` stays `*`.
 pub fn fqdn(host: &str, namespace: &str) -> String {
-    match host.matches('.').count() {
-        0 => format!("{host}.{namespace}.{CLUSTER_DOMAIN}"),
-        1 => format!("{host}.{CLUSTER_DOMAIN}"),
-        _ if host.ends_with(".svc") => format!("{host}.cluster.local"),
-        _ => host.to_owned(),
+    if host.contains('.') || host.starts_with('*') {
+        host.to_owned()
+    } else {
+        format!("{host}.{namespace}.{CLUSTER_DOMAIN}")
     }
 }
 

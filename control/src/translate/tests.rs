@@ -528,3 +528,69 @@ fn the_bookinfo_gateway_serves_its_five_paths_and_404s_the_rest() {
         assert_eq!(decide(path), "404", "{path}");
     }
 }
+
+#[test]
+fn dotted_hosts_are_taken_as_written() {
+    assert_eq!(
+        fqdn("reviews", "default"),
+        "reviews.default.svc.cluster.local"
+    );
+    assert_eq!(fqdn("httpbin.org", "default"), "httpbin.org");
+    assert_eq!(fqdn("*.example.com", "default"), "*.example.com");
+}
+
+#[test]
+fn tcp_routes_steer_a_tcp_service() {
+    let manifests = "\
+apiVersion: v1
+kind: Service
+metadata:
+  name: db
+spec:
+  ports:
+  - port: 27017
+    name: tcp-mongo
+  selector:
+    app: reviews
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: db
+spec:
+  host: db
+  subsets:
+  - name: v2
+    labels:
+      version: v2
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: db
+spec:
+  hosts:
+  - db
+  tcp:
+  - match:
+    - port: 27017
+    route:
+    - destination:
+        host: db
+        subset: v2
+";
+    let config = productpage(&mesh(&[manifests], OutboundMode::AllowAny));
+    let outbound = &config.listeners[names::VIRTUAL_OUTBOUND];
+    let chain = outbound
+        .filter_chains
+        .iter()
+        .find(|c| c.matcher.destination_port == Some(27017))
+        .expect("a chain for the TCP port");
+    let NetworkFilter::TcpProxy(tcp) = &chain.filter else {
+        panic!("a TCP proxy")
+    };
+    assert_eq!(
+        tcp.cluster,
+        "outbound|27017|v2|db.default.svc.cluster.local"
+    );
+}
