@@ -15,71 +15,17 @@
 //! unless `MESHLAB_REQUIRE_DOCKER` is set: then it fails with the connect error.
 //! Each test runs in a lab of its own, removed with purge when the test ends.
 
+#[path = "support/engine.rs"]
+mod engine;
+
 use std::net::Ipv4Addr;
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
-use meshlab_control_runtime::{
-    ContainerInfo, ContainerSpec, Docker, ExecSpec, Image, NetworkMode, State,
-};
+use meshlab_control_runtime::{ContainerSpec, ExecSpec, NetworkMode};
 
-const MESHLAB: &str = env!("CARGO_BIN_EXE_meshlab");
+use self::engine::{DockerLab as Lab, text};
 
 /// The binary's path inside the image.
 const BIN: &str = "/usr/local/bin/meshlab";
-
-/// How long a container gets to reach the state a test waits for.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-static NEXT_LAB: AtomicUsize = AtomicUsize::new(0);
-
-/// One image import at a time: tests starting together would each import it.
-static IMPORT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The engine, or `None` (with a note) when there is none and none is required.
-async fn docker() -> Option<Docker> {
-    match Docker::connect().await {
-        Ok(docker) => Some(docker),
-        Err(err) if std::env::var_os("MESHLAB_REQUIRE_DOCKER").is_none() => {
-            eprintln!("skipped: no Docker ({err})");
-            None
-        }
-        Err(err) => panic!("MESHLAB_REQUIRE_DOCKER is set, but {err}"),
-    }
-}
-
-/// Removes a lab, with purge, when dropped: at the end of a test, pass or fail.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        // Drop runs inside the test's runtime, which cannot block on a future; a
-        // thread with a runtime of its own can.
-        let lab = self.0.clone();
-        let removed = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for clean-up");
-            runtime.block_on(async move { Docker::connect().await?.remove_lab(&lab, true).await })
-        })
-        .join();
-        match removed {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => eprintln!("clean-up of lab {} failed: {err}", self.0),
-            Err(_) => eprintln!("clean-up of lab {} panicked", self.0),
-        }
-    }
-}
-
-/// A test's own lab: its network exists and the image is ready.
-struct Lab {
-    docker: Docker,
-    name: String,
-    image: Image,
-    _cleanup: Cleanup,
-}
 
 /// A command's exit status, stdout and stderr.
 #[derive(Debug)]
@@ -90,95 +36,11 @@ struct Output {
 }
 
 impl Lab {
-    async fn new() -> Option<Self> {
-        let docker = docker().await?;
-        let name = format!(
-            "mltest-{}-{}",
-            std::process::id(),
-            NEXT_LAB.fetch_add(1, Ordering::Relaxed)
-        );
-        let cleanup = Cleanup(name.clone());
-        // The network before the image: a concurrent purge keeps images while any
-        // other lab exists.
-        docker
-            .ensure_network(&name)
-            .await
-            .expect("the lab's network");
-        let image = {
-            let _one_at_a_time = IMPORT.lock().await;
-            docker
-                .ensure_image(Path::new(MESHLAB))
-                .await
-                .expect("the image")
-        };
-        Some(Self {
-            docker,
-            name,
-            image,
-            _cleanup: cleanup,
-        })
-    }
-
-    fn spec(&self, name: &str, cmd: &[&str]) -> ContainerSpec {
-        let mut spec = ContainerSpec::new(&self.name, name, &self.image.tag);
-        spec.cmd = cmd.iter().map(|s| (*s).to_owned()).collect();
-        spec
-    }
-
     /// A container in the pod of `sandbox` (sharing its network namespace).
     fn member(&self, sandbox: &str, name: &str, cmd: &[&str]) -> ContainerSpec {
         let mut spec = self.spec(name, cmd);
         spec.network = NetworkMode::Container(sandbox.to_owned());
         spec
-    }
-
-    /// Creates and starts a container; returns its id.
-    async fn run(&self, spec: &ContainerSpec) -> String {
-        let id = self.docker.create_container(spec).await.expect("created");
-        self.docker.start(&id).await.expect("started");
-        id
-    }
-
-    async fn wait_exited(&self, id: &str) -> ContainerInfo {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let info = self.docker.inspect(id).await.expect("inspected");
-            if info.state == State::Exited {
-                return info;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit: {info:?}",
-                info.name
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// The container's (stdout, stderr) so far.
-    async fn logs(&self, id: &str) -> (String, String) {
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        self.docker
-            .logs(id, false, None, &mut stdout, &mut stderr)
-            .await
-            .expect("logs");
-        (text(stdout), text(stderr))
-    }
-
-    /// Waits until the container's stderr contains `needle` (an app's "listening").
-    async fn wait_for_log(&self, id: &str, needle: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let (_, stderr) = self.logs(id).await;
-            if stderr.contains(needle) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in the logs: {stderr}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     /// Runs an init container in the pod with `args` after `meshlab run init`,
@@ -214,7 +76,7 @@ impl Lab {
     }
 
     /// Runs `cmd` in the container, as `user` if given.
-    async fn exec(&self, id: &str, user: Option<&str>, cmd: &[&str]) -> Output {
+    async fn exec_as(&self, id: &str, user: Option<&str>, cmd: &[&str]) -> Output {
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         let mut spec = ExecSpec::new(cmd.iter().copied());
         spec.user = user.map(str::to_owned);
@@ -229,10 +91,6 @@ impl Lab {
             stderr: text(stderr),
         }
     }
-}
-
-fn text(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).expect("utf-8 output")
 }
 
 const SLEEP: &[&str] = &["/bin/sleep", "infinity"];
@@ -301,11 +159,11 @@ async fn a_pod_is_captured_and_its_proxy_is_exempt() {
     // sees where the request was going.
     let nowhere = format!("{}:9999", lab.unused_address().await);
     let url = format!("http://{nowhere}/headers");
-    let out = lab.exec(&app, None, &curl(&url)).await;
+    let out = lab.exec_as(&app, None, &curl(&url)).await;
     assert_eq!(out.status, 0, "{out:?}");
     assert!(out.stdout.contains(&nowhere), "{out:?}");
     // The proxy's own traffic is not captured: the same request goes nowhere.
-    let out = lab.exec(&app, proxy, &curl(&url)).await;
+    let out = lab.exec_as(&app, proxy, &curl(&url)).await;
     assert!(matches!(out.status, 7 | 28), "{out:?}");
     assert!(!out.stdout.contains(&nowhere), "{out:?}");
 
@@ -319,29 +177,29 @@ async fn a_pod_is_captured_and_its_proxy_is_exempt() {
         .ip
         .expect("the pod's address");
     let url = format!("http://{pod_ip}:9080/headers");
-    let out = lab.exec(&peer, None, &curl(&url)).await;
+    let out = lab.exec_as(&peer, None, &curl(&url)).await;
     assert_eq!(out.status, 0, "{out:?}");
     assert!(out.stdout.contains(&format!("{pod_ip}:9080")), "{out:?}");
 
     // DNS over TCP goes to the DNS port before Docker's DNAT could see it...
     let out = lab
-        .exec(&app, None, &curl("http://127.0.0.11:53/headers"))
+        .exec_as(&app, None, &curl("http://127.0.0.11:53/headers"))
         .await;
     assert_eq!(out.status, 0, "{out:?}");
     assert!(out.stdout.contains("127.0.0.11:53"), "{out:?}");
     // ...but not the proxy's, which reaches Docker's resolver (no HTTP there).
     let out = lab
-        .exec(&app, proxy, &curl("http://127.0.0.11:53/headers"))
+        .exec_as(&app, proxy, &curl("http://127.0.0.11:53/headers"))
         .await;
     assert_ne!(out.status, 0, "{out:?}");
     assert!(!out.stdout.contains("127.0.0.11:53"), "{out:?}");
     // DNS over UDP from the app goes to 15053, where nothing answers UDP yet: no
     // name resolves (curl's exit 6)...
-    let out = lab.exec(&app, None, &curl("http://peer:8080/")).await;
+    let out = lab.exec_as(&app, None, &curl("http://peer:8080/")).await;
     assert_eq!(out.status, 6, "{out:?}");
     // ...while the proxy still resolves through Docker's rules: `peer` is found, and
     // refuses the connection (exit 7).
-    let out = lab.exec(&app, proxy, &curl("http://peer:8080/")).await;
+    let out = lab.exec_as(&app, proxy, &curl("http://peer:8080/")).await;
     assert_eq!(out.status, 7, "{out:?}");
 
     // Installing again replaces the rules: without DNS capture the app resolves lab
@@ -357,12 +215,12 @@ async fn a_pod_is_captured_and_its_proxy_is_exempt() {
     );
     assert!(!again.stdout.contains("ISTIO_OUTPUT_DNS"), "{again:?}");
     let out = lab
-        .exec(&app, None, &curl("http://peer:8080/headers"))
+        .exec_as(&app, None, &curl("http://peer:8080/headers"))
         .await;
     assert_eq!(out.status, 0, "{out:?}");
     assert!(out.stdout.contains("peer:8080"), "{out:?}");
     let out = lab
-        .exec(&app, None, &curl("http://127.0.0.11:53/headers"))
+        .exec_as(&app, None, &curl("http://127.0.0.11:53/headers"))
         .await;
     assert_ne!(out.status, 0, "no longer captured: {out:?}");
 }

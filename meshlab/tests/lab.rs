@@ -6,122 +6,16 @@
 //! unless `MESHLAB_REQUIRE_DOCKER` is set (as `.ci/run` does): then it fails. Each
 //! lab is removed with `down --purge` when its test ends, pass or fail.
 
-use std::io::Write;
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "support/engine.rs"]
+mod engine;
+
 use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-use meshlab_control_runtime::Docker;
-
-const MESHLAB: &str = env!("CARGO_BIN_EXE_meshlab");
-
-/// Whether Docker can be used; panics when it is required but absent.
-fn docker_available() -> bool {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    match runtime.block_on(Docker::connect()) {
-        Ok(_) => true,
-        Err(err) if std::env::var_os("MESHLAB_REQUIRE_DOCKER").is_none() => {
-            eprintln!("skipped: no Docker ({err})");
-            false
-        }
-        Err(err) => panic!("MESHLAB_REQUIRE_DOCKER is set, but {err}"),
-    }
-}
-
-fn lab_exists(lab: &str) -> bool {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(async { Docker::connect().await?.lab_exists(lab).await })
-        .unwrap()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A lab with a unique name and free ports, purged when dropped.
-struct Lab {
-    name: String,
-    http_port: u16,
-    dashboard_port: u16,
-}
-
-impl Lab {
-    fn new(test: &str) -> Self {
-        Lab {
-            name: format!("mlt-{test}-{}", std::process::id()),
-            http_port: free_port(),
-            dashboard_port: free_port(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(MESHLAB)
-            .arg("--name")
-            .arg(&self.name)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(MESHLAB)
-            .arg("--name")
-            .arg(&self.name)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "meshlab {args:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn up(&self, extra: &[&str]) -> String {
-        let (http, dashboard) = (self.http_port.to_string(), self.dashboard_port.to_string());
-        let mut args = vec!["up", "--http-port", &http, "--dashboard-port", &dashboard];
-        args.extend_from_slice(extra);
-        self.ok(&args)
-    }
-
-    fn curl_from_sleep(&self, url: &str) -> String {
-        self.ok(&["exec", "deploy/sleep", "--", "curl", "-sS", url])
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.run(&["down", "--purge"]);
-    }
-}
+use self::cli::{Lab, MESHLAB, pause};
+use self::engine::{docker_available, free_port, lab_exists};
 
 const VIRTUAL_SERVICE: &str = "\
 apiVersion: networking.istio.io/v1
@@ -172,7 +66,9 @@ fn bookinfo_comes_up_serves_balances_and_survives_a_control_plane_restart() {
         );
     }
 
-    let page = lab.curl_from_sleep("http://productpage:9080/productpage");
+    let page = lab
+        .curl_from_sleep(&["http://productpage:9080/productpage"])
+        .1;
     assert!(
         page.contains("<title>Simple Bookstore App</title>"),
         "{page}"
@@ -182,8 +78,9 @@ fn bookinfo_comes_up_serves_balances_and_survives_a_control_plane_restart() {
     let (mut starred, mut plain) = (0, 0);
     let mut versions = std::collections::BTreeSet::new();
     for _ in 0..30 {
-        let page =
-            lab.curl_from_sleep("http://productpage.default.svc.cluster.local:9080/productpage");
+        let page = lab
+            .curl_from_sleep(&["http://productpage.default.svc.cluster.local:9080/productpage"])
+            .1;
         if page.contains("glyphicon glyphicon-star") {
             starred += 1;
         } else {
@@ -207,7 +104,7 @@ fn bookinfo_comes_up_serves_balances_and_survives_a_control_plane_restart() {
 
     // apply / get / delete, kubectl's words.
     let applied = String::from_utf8_lossy(
-        &lab.run_with_stdin(&["apply", "-f", "-"], VIRTUAL_SERVICE)
+        &lab.run_with(&["apply", "-f", "-"], Some(VIRTUAL_SERVICE))
             .stdout,
     )
     .into_owned();
@@ -215,7 +112,7 @@ fn bookinfo_comes_up_serves_balances_and_survives_a_control_plane_restart() {
         applied.trim(),
         "virtualservice.networking.istio.io/reviews created"
     );
-    let unchanged = lab.run_with_stdin(&["apply", "-f", "-"], VIRTUAL_SERVICE);
+    let unchanged = lab.run_with(&["apply", "-f", "-"], Some(VIRTUAL_SERVICE));
     assert_eq!(
         String::from_utf8_lossy(&unchanged.stdout).trim(),
         "virtualservice.networking.istio.io/reviews unchanged"
@@ -230,7 +127,7 @@ fn bookinfo_comes_up_serves_balances_and_survives_a_control_plane_restart() {
     let typo = VIRTUAL_SERVICE
         .replace("subset: v1", "subsett: v1")
         .replace("name: reviews", "name: typo");
-    let rejected = lab.run_with_stdin(&["apply", "-f", "-"], &typo);
+    let rejected = lab.run_with(&["apply", "-f", "-"], Some(&typo));
     assert!(!rejected.status.success());
     let stderr = String::from_utf8_lossy(&rejected.stderr);
     assert!(
@@ -326,7 +223,7 @@ fn two_labs_run_side_by_side_and_images_meshlab_cannot_provide_fail_clearly() {
     // An image meshlab cannot provide: a failed pod with the reason, never a pull.
     let nginx = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n";
     assert!(
-        a.run_with_stdin(&["apply", "-f", "-"], nginx)
+        a.run_with(&["apply", "-f", "-"], Some(nginx))
             .status
             .success()
     );
@@ -336,11 +233,7 @@ fn two_labs_run_side_by_side_and_images_meshlab_cannot_provide_fail_clearly() {
         if pods.contains("ErrImageNeverPull") {
             break;
         }
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "synchronous code: no async runtime to block"
-        )]
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        pause(std::time::Duration::from_millis(100));
     }
     assert!(
         pods.lines()

@@ -6,14 +6,15 @@
 //! is eventually consistent. Without Docker the tests print "skipped: no Docker"
 //! unless `MESHLAB_REQUIRE_DOCKER` is set.
 
-use std::io::Write;
-use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "support/engine.rs"]
+mod engine;
+
 use std::time::{Duration, Instant};
 
-use meshlab_control_runtime::Docker;
-
-const MESHLAB: &str = env!("CARGO_BIN_EXE_meshlab");
+use self::cli::{Lab, eventually};
+use self::engine::docker_available;
 const BOOKINFO_GATEWAY: &str = include_str!("../../control/tests/data/bookinfo-gateway.yaml");
 const DESTINATION_RULE_ALL: &str =
     include_str!("../../control/tests/data/destination-rule-all.yaml");
@@ -21,33 +22,8 @@ const ALL_V1: &str = include_str!("../../control/tests/data/virtual-service-all-
 const REVIEWS_TEST_V2: &str =
     include_str!("../../control/tests/data/virtual-service-reviews-test-v2.yaml");
 
-const RATINGS_TEST_ABORT: &str = "\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: ratings
-spec:
-  hosts:
-  - ratings
-  http:
-  - match:
-    - headers:
-        end-user:
-          exact: jason
-    fault:
-      abort:
-        percentage:
-          value: 100.0
-        httpStatus: 500
-    route:
-    - destination:
-        host: ratings
-        subset: v1
-  - route:
-    - destination:
-        host: ratings
-        subset: v1
-";
+const RATINGS_TEST_ABORT: &str =
+    include_str!("../../control/tests/data/virtual-service-ratings-test-abort.yaml");
 
 const HTTPBIN_EXT: &str = "\
 apiVersion: networking.istio.io/v1
@@ -65,159 +41,6 @@ spec:
   location: MESH_EXTERNAL
 ";
 
-fn docker_available() -> bool {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    match runtime.block_on(Docker::connect()) {
-        Ok(_) => true,
-        Err(err) if std::env::var_os("MESHLAB_REQUIRE_DOCKER").is_none() => {
-            eprintln!("skipped: no Docker ({err})");
-            false
-        }
-        Err(err) => panic!("MESHLAB_REQUIRE_DOCKER is set, but {err}"),
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Lab {
-    name: String,
-    http_port: u16,
-}
-
-impl Lab {
-    fn up(test: &str) -> Lab {
-        let lab = Lab {
-            name: format!("mlm-{test}-{}", std::process::id()),
-            http_port: free_port(),
-        };
-        let dashboard = free_port().to_string();
-        lab.ok(&[
-            "up",
-            "--http-port",
-            &lab.http_port.to_string(),
-            "--dashboard-port",
-            &dashboard,
-        ]);
-        lab
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(MESHLAB)
-            .arg("--name")
-            .arg(&self.name)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            let mut input = input;
-            input.write_all(text.as_bytes()).unwrap();
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args, None);
-        assert!(
-            out.status.success(),
-            "meshlab {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn apply(&self, manifest: &str) {
-        let out = self.run(&["apply", "-f", "-"], Some(manifest));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn delete(&self, manifest: &str) {
-        let out = self.run(&["delete", "-f", "-"], Some(manifest));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// `curl` on the host through the ingress gateway; returns (exit code, stdout).
-    fn gateway(&self, path: &str, extra: &[&str]) -> (i32, String) {
-        let url = format!("http://127.0.0.1:{}{path}", self.http_port);
-        let out = Command::new(MESHLAB)
-            .arg("curl")
-            .args(["-s", "--max-time", "15"])
-            .args(extra)
-            .arg(&url)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-
-    /// `curl` from the sleep pod; returns (exit code, stdout).
-    fn curl_from_sleep(&self, args: &[&str]) -> (i32, String) {
-        let mut all = vec![
-            "exec",
-            "deploy/sleep",
-            "--",
-            "curl",
-            "-s",
-            "--max-time",
-            "10",
-        ];
-        all.extend_from_slice(args);
-        let out = self.run(&all, None);
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.run(&["down", "--purge"], None);
-    }
-}
-
-/// Retries `check` until it holds or 20 s pass (propagation is eventually
-/// consistent, as Istio's tests allow for); panics with the last observation.
-fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(observed) if Instant::now() > deadline => panic!("{what}: {observed}"),
-            Err(_) => {
-                #[expect(
-                    clippy::disallowed_methods,
-                    reason = "synchronous test: no async runtime to block"
-                )]
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        }
-    }
-}
-
 const STAR: &str = "glyphicon glyphicon-star";
 
 #[test]
@@ -225,7 +48,8 @@ fn istios_traffic_tasks_behave_as_documented() {
     if !docker_available() {
         return;
     }
-    let lab = Lab::up("traffic");
+    let lab = Lab::new("traffic");
+    lab.up(&[]);
 
     // Every proxy is in sync.
     eventually("every proxy SYNCED", || {
@@ -316,7 +140,8 @@ fn egress_follows_the_outbound_traffic_policy() {
     if !docker_available() {
         return;
     }
-    let lab = Lab::up("egress");
+    let lab = Lab::new("egress");
+    lab.up(&[]);
     // ALLOW_ANY: the simulated internet answers.
     eventually("ALLOW_ANY passes through", || {
         let (code, status) = lab.curl_from_sleep(&[
@@ -473,7 +298,8 @@ fn traffic_shifting_fault_delays_and_timeouts_match_the_tasks() {
     if !docker_available() {
         return;
     }
-    let lab = Lab::up("timing");
+    let lab = Lab::new("timing");
+    lab.up(&[]);
     lab.apply(BOOKINFO_GATEWAY);
     lab.apply(DESTINATION_RULE_ALL);
     lab.apply(ALL_V1);

@@ -7,179 +7,18 @@
 //! connect error. Each test runs in a lab of its own, `mltest-<pid>-<n>`, which is
 //! removed with purge when the test ends, pass or fail.
 
+#[path = "support/engine.rs"]
+mod engine;
+
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use meshlab_control_runtime::{
-    ContainerInfo, ContainerSpec, Docker, ExecSpec, File, Image, NetworkMode, Publish,
-    RuntimeError, State, labels,
+    ContainerSpec, ExecSpec, File, NetworkMode, Publish, RuntimeError, labels,
 };
 
-const MESHLAB: &str = env!("CARGO_BIN_EXE_meshlab");
-
-/// How long a container gets to reach the state a test waits for.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-static NEXT_LAB: AtomicUsize = AtomicUsize::new(0);
-
-/// One image import at a time: tests starting together would each import it.
-static IMPORT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The engine, or `None` (with a note) when there is none and none is required.
-async fn docker() -> Option<Docker> {
-    match Docker::connect().await {
-        Ok(docker) => Some(docker),
-        Err(err) if std::env::var_os("MESHLAB_REQUIRE_DOCKER").is_none() => {
-            eprintln!("skipped: no Docker ({err})");
-            None
-        }
-        Err(err) => panic!("MESHLAB_REQUIRE_DOCKER is set, but {err}"),
-    }
-}
-
-/// Removes a lab, with purge, when dropped: at the end of a test, pass or fail.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        // Drop runs inside the test's runtime, which cannot block on a future; a
-        // thread with a runtime of its own can.
-        let lab = self.0.clone();
-        let removed = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for clean-up");
-            runtime.block_on(async move { Docker::connect().await?.remove_lab(&lab, true).await })
-        })
-        .join();
-        match removed {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => eprintln!("clean-up of lab {} failed: {err}", self.0),
-            Err(_) => eprintln!("clean-up of lab {} panicked", self.0),
-        }
-    }
-}
-
-/// A test's own lab: its network exists and the image is ready.
-struct Lab {
-    docker: Docker,
-    name: String,
-    image: Image,
-    _cleanup: Cleanup,
-}
-
-impl Lab {
-    async fn new() -> Option<Self> {
-        let docker = docker().await?;
-        let name = format!(
-            "mltest-{}-{}",
-            std::process::id(),
-            NEXT_LAB.fetch_add(1, Ordering::Relaxed)
-        );
-        let cleanup = Cleanup(name.clone());
-        // The network before the image: a concurrent purge keeps images while any
-        // other lab exists.
-        docker
-            .ensure_network(&name)
-            .await
-            .expect("the lab's network");
-        let image = {
-            let _one_at_a_time = IMPORT.lock().await;
-            docker
-                .ensure_image(Path::new(MESHLAB))
-                .await
-                .expect("the image")
-        };
-        Some(Self {
-            docker,
-            name,
-            image,
-            _cleanup: cleanup,
-        })
-    }
-
-    fn spec(&self, name: &str, cmd: &[&str]) -> ContainerSpec {
-        let mut spec = ContainerSpec::new(&self.name, name, &self.image.tag);
-        spec.cmd = strings(cmd);
-        spec
-    }
-
-    /// Creates and starts a container; returns its id.
-    async fn run(&self, spec: &ContainerSpec) -> String {
-        let id = self.docker.create_container(spec).await.expect("created");
-        self.docker.start(&id).await.expect("started");
-        id
-    }
-
-    async fn wait_exited(&self, id: &str) -> ContainerInfo {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let info = self.docker.inspect(id).await.expect("inspected");
-            if info.state == State::Exited {
-                return info;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit: {info:?}",
-                info.name
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// The container's (stdout, stderr) so far.
-    async fn logs(&self, id: &str) -> (String, String) {
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        self.docker
-            .logs(id, false, None, &mut stdout, &mut stderr)
-            .await
-            .expect("logs");
-        (text(stdout), text(stderr))
-    }
-
-    /// Waits until the container's stderr contains `needle` (an app's "listening").
-    async fn wait_for_log(&self, id: &str, needle: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let (_, stderr) = self.logs(id).await;
-            if stderr.contains(needle) {
-                return stderr;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in the logs: {stderr}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Runs `cmd` in the container: (exit status, stdout, stderr).
-    async fn exec(&self, id: &str, cmd: &[&str]) -> (i64, String, String) {
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let status = self
-            .docker
-            .exec(
-                id,
-                &ExecSpec::new(cmd.iter().copied()),
-                &mut stdout,
-                &mut stderr,
-            )
-            .await
-            .expect("exec");
-        (status, text(stdout), text(stderr))
-    }
-}
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| (*s).to_owned()).collect()
-}
-
-fn text(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).expect("utf-8 output")
-}
+use self::engine::{DockerLab as Lab, MESHLAB, strings};
 
 const HTTPBIN: &[&str] = &["/usr/local/bin/meshlab", "run", "app", "httpbin"];
 const SLEEP: &[&str] = &["/bin/sleep", "infinity"];

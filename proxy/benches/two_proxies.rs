@@ -63,7 +63,7 @@ async fn real_main(args: Vec<String>) {
                 args[5].parse().unwrap(),
                 &args[6],
             )
-            .await
+            .await;
         }
         None | Some("run") => {
             let rps: u64 = args.get(2).map_or(1000, |a| a.parse().unwrap());
@@ -72,7 +72,7 @@ async fn real_main(args: Vec<String>) {
             run(rps, secs, &log).await;
         }
         Some(other) => {
-            eprintln!("unknown mode {other:?}; usage: two_proxies [run [rps] [secs] [log on|off]]")
+            eprintln!("unknown mode {other:?}; usage: two_proxies [run [rps] [secs] [log on|off]]");
         }
     }
 }

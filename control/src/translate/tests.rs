@@ -304,33 +304,7 @@ spec:
 
 #[test]
 fn fault_injection_reaches_the_route_table() {
-    let abort = "\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: ratings
-spec:
-  hosts:
-  - ratings
-  http:
-  - match:
-    - headers:
-        end-user:
-          exact: jason
-    fault:
-      abort:
-        percentage:
-          value: 100.0
-        httpStatus: 500
-    route:
-    - destination:
-        host: ratings
-        subset: v1
-  - route:
-    - destination:
-        host: ratings
-        subset: v1
-";
+    let abort = include_str!("../../tests/data/virtual-service-ratings-test-abort.yaml");
     let mesh = mesh(&[DESTINATION_RULE_ALL, abort], OutboundMode::AllowAny);
     let reviews_v2 = sidecar(&mesh, &node(&pods()[4]));
     assert_eq!(
