@@ -114,7 +114,8 @@ enum Command {
     ProxyStatus,
     /// Show a proxy's configuration: listeners, routes, clusters, endpoints or all.
     ProxyConfig {
-        /// `listeners`, `routes`, `clusters`, `endpoints`, or `all` (with `-o json`).
+        /// `listeners`, `routes`, `clusters`, `endpoints`, `all` (with `-o json`), or
+        /// `iptables` (the traffic capture rules of the pod).
         kind: String,
         /// The pod (`NAME`, `NAME.NAMESPACE` or `deploy/NAME`).
         pod: String,
@@ -303,6 +304,8 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 fn report(result: anyhow::Result<u8>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
+        // A reader that went away (`meshlab logs … | head`) is not a failure.
+        Err(err) if closed_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             if err.downcast_ref::<Reported>().is_none() {
                 eprintln!("error: {err:#}");
@@ -310,6 +313,14 @@ fn report(result: anyhow::Result<u8>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// A small runtime for the CLI's own commands; logs only warnings unless asked.
@@ -431,9 +442,19 @@ async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
             namespace,
             output,
         } => {
-            let client = lab::client(&lab::docker().await?, lab).await?;
+            let docker = lab::docker().await?;
+            let client = lab::client(&docker, lab).await?;
             let ns = namespace.namespace.unwrap_or_else(|| "default".to_owned());
             let (pod, ns) = workloads::pod_name(&client, &pod, &ns).await?;
+            if kind == "iptables" {
+                // What the init step installed, as it printed it (Istio: the
+                // istio-init container's log).
+                let name =
+                    workloads::resolve(&docker, Some(&client), lab, &pod, &ns, Some("istio-init"))
+                        .await?;
+                workloads::logs(&docker, &name, false, None).await?;
+                return Ok(0);
+            }
             let mut path = format!("/api/v1/proxy-config?kind={kind}&pod={pod}&namespace={ns}");
             if let Some(output) = output {
                 path.push_str(&format!("&output={output}"));

@@ -54,6 +54,14 @@ pub async fn resolve(
         },
         _ => bail!("cannot find {target:?} (hint: name a pod, pod/NAME or deploy/NAME)"),
     };
+    // The init step has finished and is not listed among the pod's containers, but
+    // its log (the capture rules it installed) stays readable, as with kubectl.
+    if container == Some("istio-init") {
+        return Ok(meshlab_control_runtime::lab::container_name(
+            lab,
+            &format!("{}-{}-istio-init", pod.namespace, pod.name),
+        ));
+    }
     let chosen = match container {
         Some(name) => pod
             .containers

@@ -81,6 +81,20 @@ fn istios_traffic_tasks_behave_as_documented() {
     let (_, status) = lab.gateway("/", &["-o", "/dev/null", "-w", "%{http_code}"]);
     assert_eq!(status, "404");
 
+    // What the proxies were told, and how their traffic is captured.
+    eventually("subsets become clusters", || {
+        let clusters = lab.ok(&["proxy-config", "clusters", "deploy/productpage-v1"]);
+        let v2 = clusters.lines().any(|l| {
+            l.split_whitespace()
+                .take(3)
+                .eq(["reviews.default.svc.cluster.local", "9080", "v2"])
+        });
+        if v2 { Ok(()) } else { Err(clusters) }
+    });
+    let rules = lab.ok(&["proxy-config", "iptables", "deploy/productpage-v1"]);
+    assert!(rules.contains("meshlab: outbound tcp -> 15001"), "{rules}");
+    assert!(rules.contains("meshlab: inbound tcp -> 15006"), "{rules}");
+
     // Request routing: all v1 → never stars; jason → v2, stars.
     lab.apply(ALL_V1);
     lab.apply(REVIEWS_TEST_V2);
