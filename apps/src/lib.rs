@@ -15,6 +15,7 @@
 
 pub mod curl;
 pub mod details;
+pub mod fortio;
 pub mod httpbin;
 pub mod internet;
 pub mod productpage;

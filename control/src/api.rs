@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use std::path::PathBuf;
 
+use crate::analyze;
 use crate::diagnostic::Diagnostic;
 use crate::discovery::DiscoveryStatus;
 use crate::inspect;
@@ -171,6 +172,25 @@ pub struct ProxyConfigQuery {
     pub output: Option<String>,
 }
 
+/// `GET /api/v1/analyze` parameters.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AnalyzeQuery {
+    /// The namespace; `default` when absent.
+    pub namespace: Option<String>,
+    /// All namespaces (`-A`).
+    #[serde(default)]
+    pub all_namespaces: bool,
+}
+
+/// `GET /api/v1/analyze`: istioctl's report, and whether it holds an error.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Analysis {
+    /// What to print: one line per finding, or the all-clear.
+    pub text: String,
+    /// Whether any finding is an error (`meshlab analyze` then exits 79).
+    pub errors: bool,
+}
+
 /// `POST /api/v1/mesh-config`: one `key=value` as `--set meshConfig.<key>=<value>`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MeshConfigSet {
@@ -189,6 +209,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/get", get(get_objects))
         .route("/api/v1/pods", get(pods))
         .route("/api/v1/proxy-status", get(proxy_status))
+        .route("/api/v1/analyze", get(analyze))
         .route("/api/v1/proxy-config", get(proxy_config))
         .route(
             "/api/v1/mesh-config",
@@ -454,6 +475,18 @@ fn pod_listing(
         text: table.to_string(),
     })
     .into_response()
+}
+
+async fn analyze(
+    State(state): State<ApiState>,
+    Query(query): Query<AnalyzeQuery>,
+) -> Json<Analysis> {
+    let namespace = (!query.all_namespaces).then(|| namespace_of(query.namespace.as_deref()));
+    let findings = analyze::analyze(&state.store.snapshot(), namespace.as_deref());
+    Json(Analysis {
+        text: analyze::render(&findings, namespace.as_deref()),
+        errors: analyze::has_errors(&findings),
+    })
 }
 
 async fn proxy_status(State(state): State<ApiState>) -> Json<Text> {

@@ -12,6 +12,9 @@ use crate::resource::core::Container;
 /// Where the meshlab binary lives inside every image.
 pub const MESHLAB: &str = "/usr/local/bin/meshlab";
 
+/// fortio's program in its image, a link to meshlab's binary in ours.
+const FORTIO: &str = "/usr/bin/fortio";
+
 /// Commands a manifest may name: the image holds the meshlab binary and links to it.
 const COMMANDS: &[&str] = &[
     MESHLAB,
@@ -20,6 +23,8 @@ const COMMANDS: &[&str] = &[
     "sleep",
     "/usr/bin/curl",
     "curl",
+    FORTIO,
+    "fortio",
 ];
 
 /// A container, ready to be started from meshlab's image.
@@ -41,8 +46,8 @@ pub enum CatalogError {
     /// The image is not one meshlab provides.
     #[error(
         "image {image:?} is not one meshlab provides (it runs Bookinfo's examples-bookinfo-* images, \
-         httpbin (mccutchen/go-httpbin, kennethreitz/httpbin, kong/httpbin) and curl/sleep \
-         (curlimages/curl); nothing is ever pulled)"
+         httpbin (mccutchen/go-httpbin, kennethreitz/httpbin, kong/httpbin), fortio \
+         (fortio/fortio) and curl/sleep (curlimages/curl); nothing is ever pulled)"
     )]
     UnknownImage {
         /// The image as the manifest names it.
@@ -59,7 +64,7 @@ pub enum CatalogError {
     /// `command` names a program meshlab's image does not have.
     #[error(
         "command {command:?} of container {container:?} is not in meshlab's image \
-         (it has /bin/sleep, /usr/bin/curl and {MESHLAB})"
+         (it has /bin/sleep, /usr/bin/curl, {FORTIO} and {MESHLAB})"
     )]
     UnknownCommand {
         /// The container's name.
@@ -139,6 +144,15 @@ pub fn launch(container: &Container) -> Result<Launch, CatalogError> {
                 cmd.push(arg);
                 cmd
             })
+    } else if built_in.app == "fortio" {
+        // The image's entrypoint is fortio and its default arguments `server`; a
+        // manifest's `args` replace those, as they do in Kubernetes.
+        let args = if container.args.is_empty() {
+            vec!["server".to_owned()]
+        } else {
+            container.args.clone()
+        };
+        std::iter::once(FORTIO.to_owned()).chain(args).collect()
     } else if built_in.app == "gateway" {
         // The gateway image's own arguments (`proxy router …`) are Istio's agent's;
         // meshlab's gateway takes its identity from the control plane instead.
@@ -291,6 +305,11 @@ fn resolve(image: &str) -> Result<BuiltIn, CatalogError> {
             app: "httpbin",
             env: Vec::new(),
             port: Some(80),
+        }),
+        ("fortio" | "istio", "fortio") => Ok(BuiltIn {
+            app: "fortio",
+            env: Vec::new(),
+            port: Some(8080),
         }),
         ("curlimages", "curl") | ("governmentpaas", "curl-ssl") | ("pstauffer", "curl") => {
             Ok(BuiltIn {

@@ -18,6 +18,7 @@
 //! (images mapped by the [`catalog`]), and the [`api`] serves the CLI. [`pki`] holds the
 //! lab's public CA for the simulated internet.
 
+pub mod analyze;
 pub mod api;
 pub mod catalog;
 pub mod diagnostic;

@@ -196,28 +196,21 @@ impl Reconciler {
                     *count += 1;
                     *count <= want.replicas
                 }
-                None => {
-                    // An old template: keep it until its replacement is ready.
-                    let replacement_ready = desired
-                        .iter()
-                        .find(|d| {
-                            d.namespace == pod.namespace
-                                && Some(&d.deployment) == pod.deployment.as_ref()
-                        })
-                        .is_some_and(|d| {
-                            self.failed.contains_key(&d.hash)
-                                || actual
-                                    .values()
-                                    .filter(|p| p.hash == d.hash && p.ready)
-                                    .count()
-                                    >= d.replicas
-                        });
-                    !replacement_ready
-                        && desired.iter().any(|d| {
-                            d.namespace == pod.namespace
-                                && Some(&d.deployment) == pod.deployment.as_ref()
-                        })
-                }
+                // An old template: kept while its Deployment exists and the
+                // replacement is not ready yet (a rolling update).
+                None => desired
+                    .iter()
+                    .find(|d| {
+                        d.namespace == pod.namespace
+                            && Some(&d.deployment) == pod.deployment.as_ref()
+                    })
+                    .is_some_and(|d| {
+                        let ready = actual
+                            .values()
+                            .filter(|p| p.hash == d.hash && p.ready)
+                            .count();
+                        !self.failed.contains_key(&d.hash) && ready < d.replicas
+                    }),
             };
             if !keep {
                 removing.push(pod.clone());
@@ -587,6 +580,10 @@ async fn create_pod(docker: &Docker, lab: &Lab, want: &DesiredPod) -> Result<(),
         ("POD_NAMESPACE".to_owned(), namespace.clone()),
         ("INSTANCE_IP".to_owned(), instance_ip),
         ("SERVICE_ACCOUNT".to_owned(), want.service_account.clone()),
+        (
+            "POD_LABELS".to_owned(),
+            serde_json::to_string(&want.labels).unwrap_or_default(),
+        ),
         (
             "MESHLAB_DISCOVERY_ADDRESS".to_owned(),
             lab.discovery_address.clone(),

@@ -450,6 +450,17 @@ fn default_route(
     }
 }
 
+/// The route of an inbound port: everything to the app, with no retries (the
+/// calling sidecar retries; Istio's inbound routes carry none).
+fn inbound_route(cluster: &str, pod: &str, port: u16) -> Route {
+    let mut route = default_route(cluster, pod, port, &[]);
+    if let Action::Route(action) = &mut route.action {
+        action.retry = None;
+    }
+    route.decorator = Some(format!("{pod}:{port}/*"));
+    route
+}
+
 /// The names a client may use for `service` on `port`: its full name, and for
 /// Kubernetes services the shorter forms DNS search domains make valid — the bare
 /// name only from its own namespace — each with and without the port.
@@ -570,18 +581,7 @@ fn inbound(mesh: &Mesh, node: &ProxyNode, config: &mut ProxyConfig) {
                 virtual_hosts: vec![VirtualHost {
                     name: format!("inbound|http|{port}"),
                     domains: vec![Domain::from("*")],
-                    routes: vec![Route {
-                        decorator: Some(format!("{}:{port}/*", node.pod)),
-                        ..default_route(&cluster_name, &node.pod, port, &[])
-                    }]
-                    .into_iter()
-                    .map(|mut r| {
-                        if let Action::Route(action) = &mut r.action {
-                            action.retry = None;
-                        }
-                        r
-                    })
-                    .collect(),
+                    routes: vec![inbound_route(&cluster_name, &node.pod, port)],
                     origin: format!("inbound port {port}"),
                 }],
                 ignore_port_in_host_matching: false,

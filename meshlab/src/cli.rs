@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use meshlab_apps::App;
-use meshlab_control::api::{DeleteRequest, GetQuery, ManifestsRequest};
+use meshlab_control::api::{Analysis, DeleteRequest, GetQuery, ManifestsRequest};
 use meshlab_proxy::capture::{self, CaptureConfig, IncludeRanges, Ipv4Cidr};
 use tracing_subscriber::EnvFilter;
 
@@ -110,6 +110,15 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Report what Istio accepts but `istioctl analyze` flags: routes to unknown hosts,
+    /// subsets or gateways, conflicting VirtualServices, … Exits 79 on an error.
+    Analyze {
+        #[command(flatten)]
+        namespace: NamespaceArg,
+        /// In every namespace.
+        #[arg(short = 'A', long = "all-namespaces")]
+        all_namespaces: bool,
+    },
     /// Show each proxy's sync state per type (SYNCED, STALE, NOT SENT), as istioctl does.
     ProxyStatus,
     /// Show a proxy's configuration: listeners, routes, clusters, endpoints or all.
@@ -194,8 +203,9 @@ enum Role {
     Control,
     /// Run a proxy: the sidecar beside an app (its traffic captured), or a gateway.
     ///
-    /// The proxy names itself with `POD_NAME` and `POD_NAMESPACE` and streams its
-    /// configuration from `MESHLAB_DISCOVERY_ADDRESS`.
+    /// The proxy names itself with `POD_NAME`, `POD_NAMESPACE`, `POD_LABELS` (JSON)
+    /// and `SERVICE_ACCOUNT`, and streams its configuration from
+    /// `MESHLAB_DISCOVERY_ADDRESS`.
     Proxy {
         /// Run as a gateway (Istio's `router`): no capture, no DNS proxy.
         #[arg(long)]
@@ -432,6 +442,20 @@ async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
             .await?;
             workloads::logs(&docker, &name, follow, tail).await?;
         }
+        Command::Analyze {
+            namespace,
+            all_namespaces,
+        } => {
+            let client = lab::client(&lab::docker().await?, lab).await?;
+            let mut path = format!("/api/v1/analyze?all_namespaces={all_namespaces}");
+            if let Some(ns) = namespace.namespace {
+                path.push_str(&format!("&namespace={ns}"));
+            }
+            let analysis: Analysis = client.get(&path).await?;
+            println!("{}", analysis.text);
+            // istioctl's exit code when analysis finds issues (ExitAnalyzerFoundIssues).
+            return Ok(if analysis.errors { 79 } else { 0 });
+        }
         Command::ProxyStatus => {
             let client = lab::client(&lab::docker().await?, lab).await?;
             resources::print_text(&client, "/api/v1/proxy-status").await?;
@@ -537,7 +561,10 @@ async fn run_proxy(router: bool) -> anyhow::Result<()> {
         pod: env("POD_NAME").context("POD_NAME is not set (the proxy runs inside a lab pod)")?,
         namespace: env("POD_NAMESPACE").unwrap_or_else(|| "default".to_owned()),
         ip: env("INSTANCE_IP").unwrap_or_default(),
-        labels: std::collections::BTreeMap::new(),
+        // The pod's labels name its app and version in metrics (`source_app`, …).
+        labels: env("POD_LABELS")
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default(),
         service_account: env("SERVICE_ACCOUNT").unwrap_or_default(),
     };
     let endpoint = env("MESHLAB_DISCOVERY_ADDRESS").unwrap_or_else(default_endpoint);

@@ -1,8 +1,8 @@
 //! The `meshlab` binary: the learner's CLI and, inside containers, every role.
 //!
-//! It is also `curl` and `sleep` when invoked under those names, so images offer the
-//! commands Istio's samples and tasks use (`curl …`, `/bin/sleep infinity`) with links
-//! to this one file.
+//! It is also `curl`, `sleep` and `fortio` when invoked under those names, so images
+//! offer the commands Istio's samples and tasks use (`curl …`, `/bin/sleep infinity`,
+//! `/usr/bin/fortio load …`) with links to this one file.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -24,6 +24,10 @@ fn main() -> ExitCode {
         "sleep" => {
             args.remove(0);
             exit_code(meshlab_apps::sleep::main(args))
+        }
+        "fortio" => {
+            args.remove(0);
+            exit_code(meshlab_apps::fortio::main(args))
         }
         _ => meshlab::main(args),
     }

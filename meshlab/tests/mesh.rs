@@ -397,3 +397,219 @@ fn traffic_shifting_fault_delays_and_timeouts_match_the_tasks() {
         }
     });
 }
+
+/// httpbin as Istio's `samples/httpbin/httpbin.yaml` deploys it: Service port 8000 in
+/// front of go-httpbin on 8080.
+const HTTPBIN: &str = "\
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: httpbin
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: httpbin
+  labels:
+    app: httpbin
+    service: httpbin
+spec:
+  selector:
+    app: httpbin
+  ports:
+  - name: http
+    port: 8000
+    targetPort: 8080
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: httpbin
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: httpbin
+      version: v1
+  template:
+    metadata:
+      labels:
+        app: httpbin
+        version: v1
+    spec:
+      serviceAccountName: httpbin
+      containers:
+      - name: httpbin
+        image: docker.io/mccutchen/go-httpbin:v2.15.0
+        imagePullPolicy: IfNotPresent
+        ports:
+        - containerPort: 8080
+";
+
+/// The task's client, shaped as `samples/httpbin/sample-client/fortio-deploy.yaml`.
+const FORTIO: &str = "\
+apiVersion: v1
+kind: Service
+metadata:
+  name: fortio
+  labels:
+    app: fortio
+    service: fortio
+spec:
+  selector:
+    app: fortio
+  ports:
+  - name: http
+    port: 8080
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: fortio-deploy
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: fortio
+  template:
+    metadata:
+      labels:
+        app: fortio
+      annotations:
+        proxy.istio.io/config: |-
+          proxyStatsMatcher:
+            inclusionPrefixes:
+            - \"cluster.outbound\"
+            - \"cluster_manager\"
+            - \"listener_manager\"
+            - \"server\"
+            - \"cluster.xds-grpc\"
+    spec:
+      containers:
+      - name: fortio
+        image: fortio/fortio:latest_release
+        imagePullPolicy: Always
+        ports:
+        - name: http-fortio
+          containerPort: 8080
+        - name: grpc-ping
+          containerPort: 8079
+";
+
+/// The circuit-breaking task's DestinationRule: one connection, one pending request.
+const HTTPBIN_CIRCUIT_BREAKER: &str = "\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: httpbin
+spec:
+  host: httpbin
+  trafficPolicy:
+    connectionPool:
+      tcp:
+        maxConnections: 1
+      http:
+        http1MaxPendingRequests: 1
+        maxRequestsPerConnection: 1
+    outlierDetection:
+      consecutive5xxErrors: 1
+      interval: 1s
+      baseEjectionTime: 3m
+      maxEjectionPercent: 100
+";
+
+#[test]
+fn circuit_breaking_trips_fortios_load_as_the_task_shows() {
+    if !docker_available() {
+        return;
+    }
+    let lab = Lab::new("circuit");
+    lab.up(&[]);
+    lab.apply(HTTPBIN);
+    lab.apply(HTTPBIN_CIRCUIT_BREAKER);
+    lab.apply(FORTIO);
+    eventually("httpbin and fortio are 2/2 Running", || {
+        let pods = lab.ok(&["get", "pods"]);
+        let running = |name: &str| {
+            pods.lines().any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.first().is_some_and(|n| n.starts_with(name))
+                    && cols.get(1) == Some(&"2/2")
+                    && cols.get(2) == Some(&"Running")
+            })
+        };
+        if running("fortio-deploy") && running("httpbin") {
+            Ok(())
+        } else {
+            Err(pods)
+        }
+    });
+    let fortio = |args: &[&str]| {
+        let mut all = vec!["exec", "deploy/fortio-deploy", "-c", "fortio", "--"];
+        all.extend_from_slice(args);
+        let out = lab.run(&all);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    // One call goes through: the first line is the status line.
+    eventually("fortio curl gets 200 from httpbin", || {
+        let out = fortio(&[
+            "/usr/bin/fortio",
+            "curl",
+            "-quiet",
+            "http://httpbin:8000/get",
+        ]);
+        if out.lines().next() == Some("HTTP/1.1 200 OK") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+
+    // Two, then three connections against one allowed connection and one pending
+    // request: some calls overflow the breaker and the sidecar answers 503. The task
+    // checks only that both codes appear, as the ratios vary from run to run.
+    for (connections, calls) in [("2", "20"), ("3", "30")] {
+        eventually("fortio load trips the circuit breaker", || {
+            let out = fortio(&[
+                "/usr/bin/fortio",
+                "load",
+                "-c",
+                connections,
+                "-qps",
+                "0",
+                "-n",
+                calls,
+                "-loglevel",
+                "Warning",
+                "http://httpbin:8000/get",
+            ]);
+            if out.contains("Code 200 :") && out.contains("Code 503 :") {
+                Ok(())
+            } else {
+                Err(out)
+            }
+        });
+    }
+
+    let stats = lab.ok(&[
+        "exec",
+        "deploy/fortio-deploy",
+        "-c",
+        "istio-proxy",
+        "--",
+        "curl",
+        "-s",
+        "localhost:15000/stats",
+    ]);
+    assert!(
+        stats.lines().any(|l| l.starts_with(
+            "cluster.outbound|8000||httpbin.default.svc.cluster.local.upstream_rq_pending_overflow:"
+        )),
+        "{stats}"
+    );
+}

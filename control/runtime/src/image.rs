@@ -13,8 +13,9 @@
 //! is reused while the binary is unchanged, and every lab made from the same binary
 //! shares it (see [`crate::lab`] for when images are removed).
 //!
-//! The binary is multi-call by `argv[0]`, so `/usr/bin/curl` and `/bin/sleep` are
-//! symlinks to it: Istio's samples run `curl …` and `/bin/sleep infinity` unchanged.
+//! The binary is multi-call by `argv[0]`, so `/usr/bin/curl`, `/usr/bin/fortio` and
+//! `/bin/sleep` are symlinks to it: Istio's samples run `curl …`, `fortio load …` and
+//! `/bin/sleep infinity` unchanged.
 
 use std::path::Path;
 use std::time::{Instant, SystemTime};
@@ -163,6 +164,7 @@ fn rootfs(binary: Bytes, now: SystemTime) -> Result<Vec<Bytes>, &'static str> {
     tar.dir("/tmp", 0o1777)?;
     tar.file(BINARY_PATH, 0o755, binary)?;
     tar.symlink("/usr/bin/curl", BINARY_PATH)?;
+    tar.symlink("/usr/bin/fortio", BINARY_PATH)?;
     tar.symlink("/bin/sleep", BINARY_PATH)?;
     let passwd = format!(
         "root:x:0:0:root:/root:/sbin/nologin\n\

@@ -140,3 +140,32 @@ fn repositories_are_read_without_tag_or_digest() {
         "istio/examples-bookinfo-reviews-v1"
     );
 }
+
+#[test]
+fn the_fortio_image_runs_fortio_server_unless_told_otherwise() {
+    let mut c = container("docker.io/fortio/fortio:latest_release");
+    c.ports.push(ContainerPort {
+        container_port: 8080,
+        name: Some("http-fortio".into()),
+        protocol: None,
+    });
+    let server = launch(&c).unwrap();
+    assert_eq!(server.app, "fortio");
+    assert_eq!(server.cmd, ["/usr/bin/fortio", "server"]);
+    assert_eq!(server.port, Some(8080));
+
+    c.args = vec![
+        "load".into(),
+        "-n".into(),
+        "5".into(),
+        "http://httpbin:8000/".into(),
+    ];
+    assert_eq!(
+        launch(&c).unwrap().cmd,
+        ["/usr/bin/fortio", "load", "-n", "5", "http://httpbin:8000/"]
+    );
+
+    c.command = vec!["/usr/bin/fortio".into(), "server".into()];
+    c.args.clear();
+    assert_eq!(launch(&c).unwrap().cmd, ["/usr/bin/fortio", "server"]);
+}
