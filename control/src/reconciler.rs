@@ -611,6 +611,8 @@ async fn create_pod(docker: &Docker, lab: &Lab, want: &DesiredPod) -> Result<(),
             .map(str::to_owned)
             .to_vec();
         init.cmd.extend(capture_options(&want.annotations));
+        // The init step holds NET_ADMIN and nothing else, as Istio's istio-init.
+        init.cap_drop = vec!["ALL".to_owned()];
         init.cap_add = vec!["NET_ADMIN".to_owned()];
         init.network = NetworkMode::Container(sandbox_id.clone());
         init.labels = next_labels(INIT_CONTAINER, None);

@@ -95,6 +95,49 @@ fn istios_traffic_tasks_behave_as_documented() {
     assert!(rules.contains("meshlab: outbound tcp -> 15001"), "{rules}");
     assert!(rules.contains("meshlab: inbound tcp -> 15006"), "{rules}");
 
+    // The app cannot bypass its sidecar: a raw connection to productpage's pod IP
+    // passes sleep's sidecar (outbound) and productpage's (inbound).
+    let pods: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["get", "pods", "-o", "json"])).unwrap();
+    let ip = pods
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["name"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("productpage-v1-")
+        })
+        .and_then(|p| p["ip"].as_str())
+        .expect("productpage has an address")
+        .to_owned();
+    let marker = format!("raw-{}", std::process::id());
+    let (code, _) = lab.curl_from_sleep(&[
+        "-o",
+        "/dev/null",
+        "-H",
+        &format!("x-request-id: {marker}"),
+        &format!("http://{ip}:9080/productpage"),
+    ]);
+    assert_eq!(code, 0);
+    for (workload, direction) in [
+        ("deploy/sleep", "outbound"),
+        ("deploy/productpage-v1", "inbound"),
+    ] {
+        eventually(
+            &format!("{workload}'s sidecar logs the raw connection ({direction})"),
+            || {
+                let log = lab.ok(&["logs", workload, "-c", "istio-proxy"]);
+                if log.contains(&marker) {
+                    Ok(())
+                } else {
+                    Err(format!("no {marker} in:\n{log}"))
+                }
+            },
+        );
+    }
+
     // Request routing: all v1 → never stars; jason → v2, stars.
     lab.apply(ALL_V1);
     lab.apply(REVIEWS_TEST_V2);

@@ -54,6 +54,8 @@ pub struct ContainerSpec {
     pub publish: Vec<Publish>,
     /// Extra Linux capabilities, e.g. `NET_ADMIN` for traffic capture.
     pub cap_add: Vec<String>,
+    /// Linux capabilities removed, e.g. `ALL` so that only `cap_add` remains.
+    pub cap_drop: Vec<String>,
     /// The user to run as, `uid[:gid]` or a name from the image's `/etc/passwd`.
     pub user: Option<String>,
     /// What the engine does when the container stops.
@@ -163,6 +165,7 @@ impl ContainerSpec {
             mounts: Vec::new(),
             publish: Vec::new(),
             cap_add: Vec::new(),
+            cap_drop: Vec::new(),
             user: None,
             restart: RestartPolicy::No,
             working_dir: None,
@@ -234,6 +237,7 @@ impl ContainerSpec {
                 mounts: Some(mounts),
                 port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
                 cap_add: some(&self.cap_add),
+                cap_drop: some(&self.cap_drop),
                 restart_policy: Some(EngineRestart {
                     name: Some(restart),
                     maximum_retry_count: None,
