@@ -173,14 +173,20 @@ impl Docker {
         validate_lab_name(lab)?;
         let mut removed = Removed::default();
 
-        let containers = self.list(lab, &[]).await?;
-        let results = join_all(containers.iter().map(|c| self.remove(&c.id, true))).await;
-        for (container, result) in containers.into_iter().zip(results) {
-            match result {
-                Ok(()) | Err(RuntimeError::NotFound { .. }) => {
-                    removed.containers.push(container.name);
+        // The control plane first: its reconciler would otherwise keep creating
+        // pods while they are being removed, and a container created meanwhile
+        // would hold the network.
+        for role in [Some(labels::ROLE_CONTROL), None] {
+            let filter: Vec<(&str, &str)> = role.map(|r| (labels::ROLE, r)).into_iter().collect();
+            let containers = self.list(lab, &filter).await?;
+            let results = join_all(containers.iter().map(|c| self.remove(&c.id, true))).await;
+            for (container, result) in containers.into_iter().zip(results) {
+                match result {
+                    Ok(()) | Err(RuntimeError::NotFound { .. }) => {
+                        removed.containers.push(container.name);
+                    }
+                    Err(err) => return Err(err),
                 }
-                Err(err) => return Err(err),
             }
         }
 
