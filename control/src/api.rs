@@ -531,7 +531,7 @@ async fn proxy_config(
     };
     let config = view.config_for(&node);
     let text = match (query.kind.as_str(), query.output.as_deref()) {
-        ("all", Some("json")) => serde_json::to_string_pretty(&config).unwrap_or_default(),
+        ("all", Some("json")) => serde_json::to_string_pretty(config.as_ref()).unwrap_or_default(),
         ("listeners" | "listener", Some("json")) => {
             serde_json::to_string_pretty(&config.listeners).unwrap_or_default()
         }

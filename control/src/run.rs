@@ -136,25 +136,29 @@ pub async fn run(config: Config) -> Result<(), ControlError> {
         .with(|view: &View, node| {
             view.config_for(node)
                 .clusters
-                .into_values()
+                .values()
+                .cloned()
                 .collect::<Vec<Cluster>>()
         })
         .with(|view: &View, node| {
             view.config_for(node)
                 .endpoints
-                .into_values()
+                .values()
+                .cloned()
                 .collect::<Vec<ClusterLoadAssignment>>()
         })
         .with(|view: &View, node| {
             view.config_for(node)
                 .listeners
-                .into_values()
+                .values()
+                .cloned()
                 .collect::<Vec<Listener>>()
         })
         .with(|view: &View, node| {
             view.config_for(node)
                 .routes
-                .into_values()
+                .values()
+                .cloned()
                 .collect::<Vec<RouteConfiguration>>()
         });
     let discovery = DiscoveryServer::new(generators, views.clone());
@@ -203,10 +207,10 @@ fn watch_views(
     mut mesh_config: watch::Receiver<MeshConfig>,
 ) -> watch::Receiver<Arc<View>> {
     let build = |snapshot: &Snapshot, pods: &Pods, config: &MeshConfig| {
-        Arc::new(View {
-            mesh: Mesh::build(snapshot, pods, config.outbound_traffic_policy.mode),
-            pods: pods.clone(),
-        })
+        Arc::new(View::new(
+            Mesh::build(snapshot, pods, config.outbound_traffic_policy.mode),
+            pods.clone(),
+        ))
     };
     let initial = build(&snapshots.borrow(), &pods.borrow(), &mesh_config.borrow());
     let (sender, receiver) = watch::channel(initial);

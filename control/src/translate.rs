@@ -145,30 +145,53 @@ pub use gateway::gateway;
 /// What the discovery server generates from: the mesh model and the pods, so that a
 /// proxy's identity (labels, service account, address) comes from the control
 /// plane's own records rather than from what the proxy claims.
-#[derive(Clone, Debug)]
+///
+/// A view is immutable; it remembers each proxy's configuration once made, because
+/// the discovery server asks for it once per resource type (CDS, EDS, LDS, RDS).
+#[derive(Debug)]
 pub struct View {
     /// The mesh.
     pub mesh: Mesh,
     /// The pods.
     pub pods: crate::pod::Pods,
+    generated: std::sync::Mutex<BTreeMap<ProxyNode, std::sync::Arc<ProxyConfig>>>,
 }
 
 impl View {
+    /// The view of `mesh` with `pods`.
+    pub fn new(mesh: Mesh, pods: crate::pod::Pods) -> Self {
+        View {
+            mesh,
+            pods,
+            generated: std::sync::Mutex::default(),
+        }
+    }
+
     /// The configuration of the proxy `node` names.
-    pub fn config_for(&self, node: &ProxyNode) -> ProxyConfig {
-        let known = self
+    pub fn config_for(&self, node: &ProxyNode) -> std::sync::Arc<ProxyConfig> {
+        let node = self
             .pods
             .iter()
             .find(|p| p.name == node.pod && p.namespace == node.namespace)
-            .map(|pod| ProxyNode {
-                kind: node.kind,
-                pod: pod.name.clone(),
-                namespace: pod.namespace.clone(),
-                ip: pod.ip.clone().unwrap_or_else(|| node.ip.clone()),
-                labels: pod.labels.clone(),
-                service_account: pod.service_account.clone(),
-            });
-        proxy_config(&self.mesh, known.as_ref().unwrap_or(node))
+            .map_or_else(
+                || node.clone(),
+                |pod| ProxyNode {
+                    kind: node.kind,
+                    pod: pod.name.clone(),
+                    namespace: pod.namespace.clone(),
+                    ip: pod.ip.clone().unwrap_or_else(|| node.ip.clone()),
+                    labels: pod.labels.clone(),
+                    service_account: pod.service_account.clone(),
+                },
+            );
+        let mut generated = self
+            .generated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        generated
+            .entry(node)
+            .or_insert_with_key(|node| std::sync::Arc::new(proxy_config(&self.mesh, node)))
+            .clone()
     }
 }
 

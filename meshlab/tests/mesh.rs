@@ -165,6 +165,11 @@ fn istios_traffic_tasks_behave_as_documented() {
         ],
     );
     assert_eq!(code, 0);
+    let analysis = lab.ok(&["analyze"]);
+    assert!(
+        analysis.contains("No validation issues found"),
+        "{analysis}"
+    );
     eventually("jason sees stars", || {
         let page = lab.gateway("/productpage", &["-b", &jar]).1;
         if page.contains(STAR) && page.contains("text-black-500") {
@@ -270,25 +275,8 @@ fn egress_follows_the_outbound_traffic_policy() {
     lab.delete(HTTPBIN_EXT);
 }
 
-const REVIEWS_50_V3: &str = "\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: reviews
-spec:
-  hosts:
-  - reviews
-  http:
-  - route:
-    - destination:
-        host: reviews
-        subset: v1
-      weight: 50
-    - destination:
-        host: reviews
-        subset: v3
-      weight: 50
-";
+const REVIEWS_50_V3: &str =
+    include_str!("../../control/tests/data/virtual-service-reviews-50-v3.yaml");
 
 const RATINGS_TEST_DELAY: &str =
     include_str!("../../control/tests/data/virtual-service-ratings-test-delay.yaml");

@@ -268,25 +268,7 @@ fn request_routing_sends_jason_to_v2_and_everyone_else_to_v1() {
 
 #[test]
 fn traffic_shifting_splits_by_weight() {
-    let fifty_fifty = "\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: reviews
-spec:
-  hosts:
-  - reviews
-  http:
-  - route:
-    - destination:
-        host: reviews
-        subset: v1
-      weight: 50
-    - destination:
-        host: reviews
-        subset: v3
-      weight: 50
-";
+    let fifty_fifty = include_str!("../../tests/data/virtual-service-reviews-50-v3.yaml");
     let config = productpage(&mesh(
         &[DESTINATION_RULE_ALL, fifty_fifty],
         OutboundMode::AllowAny,
