@@ -37,6 +37,23 @@ pub fn router() -> Router {
         .route("/put", axum::routing::put(anything))
         .route("/patch", axum::routing::patch(anything))
         .route("/delete", axum::routing::delete(anything))
+        .layer(axum::middleware::from_fn(log_request))
+}
+
+/// One line per request on stdout, as go-httpbin and gunicorn's `--access-logfile -`
+/// print them: Istio's mirroring task reads the mirrored requests there.
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        status = response.status().as_u16(),
+        %method,
+        %uri,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
 }
 
 /// What a request looked like, as go-httpbin reports it.

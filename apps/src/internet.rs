@@ -21,6 +21,8 @@
 //!   is meshlab's simulated host, on every path, for `GET` and `HEAD`.
 //! - `www.googleapis.com`: the Google Books volume search details v2 makes, answered
 //!   from one book of representative data (see the `books` module).
+//! - `raw.githubusercontent.com`: Istio's JWT samples (`jwks.json`, `demo.jwt`,
+//!   `groups-scope.jwt`) that the authentication tasks fetch ([`istio_samples`]).
 //! - any other host: 404 with a line naming the host.
 //!
 //! Plain HTTP/1.1 is served on the HTTP port (80), and HTTPS on the HTTPS port (443)
@@ -66,6 +68,7 @@ use tokio_rustls::TlsAcceptor;
 use self::sites::Sites;
 
 mod books;
+pub mod istio_samples;
 mod sites;
 
 pub use self::sites::HOSTS;

@@ -24,6 +24,7 @@ use crate::resource::Resource;
 use crate::resource::networking::{Destination, DestinationRule, VirtualService};
 use crate::store::Snapshot;
 use crate::translate::mesh::fqdn;
+use crate::yaml::Document;
 
 /// A referenced resource does not exist.
 pub const REFERENCED_RESOURCE_NOT_FOUND: &str = "IST0101";
@@ -69,6 +70,10 @@ pub struct Finding {
     pub field: String,
     /// What is wrong.
     pub message: String,
+    /// `file:line` of the offending field, when the resource came from a file
+    /// being analysed (istioctl prints it in place of the field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// istioctl's line, with the field where istioctl prints the file and line:
@@ -76,7 +81,9 @@ pub struct Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} [{}] ({}", self.level, self.code, self.resource)?;
-        if !self.field.is_empty() {
+        if let Some(origin) = &self.origin {
+            write!(f, " {origin}")?;
+        } else if !self.field.is_empty() {
             write!(f, " {}", self.field)?;
         }
         write!(f, ") {}", self.message)
@@ -106,6 +113,37 @@ pub fn analyze(snapshot: &Snapshot, namespace: Option<&str>) -> Vec<Finding> {
     findings.sort_by(|a, b| {
         (a.level, &a.resource, a.code, &a.field).cmp(&(b.level, &b.resource, b.code, &b.field))
     });
+    findings
+}
+
+/// `istioctl analyze FILE…`: `documents` written over `snapshot` (nothing is
+/// applied), analysed in `scope`; findings about a document say its `file:line`.
+#[must_use]
+pub fn analyze_files(
+    snapshot: &Snapshot,
+    documents: &[Document],
+    default_namespace: &str,
+    scope: Option<&str>,
+) -> Vec<Finding> {
+    let resources = documents.iter().map(|d| d.resource.clone()).collect();
+    let overlaid = snapshot.overlay(resources, default_namespace);
+    let mut findings = analyze(&overlaid, scope);
+    for finding in &mut findings {
+        let from_file = documents.iter().find(|d| {
+            let resource = &d.resource;
+            let ns = resource
+                .metadata()
+                .namespace
+                .as_deref()
+                .unwrap_or(default_namespace);
+            let kind = resource.kind().info().kind;
+            finding.resource == format!("{kind} {ns}/{}", resource.name())
+        });
+        if let Some(document) = from_file {
+            let at = document.source.locate(&FieldPath::parse(&finding.field));
+            finding.origin = Some(format!("{}:{}", document.source.file(), at.line));
+        }
+    }
     findings
 }
 
@@ -221,6 +259,7 @@ fn virtual_service(index: &Index<'_>, vs: &VirtualService, findings: &mut Vec<Fi
     let spec_path = FieldPath::root().field("spec");
     let mut not_found = |path: &FieldPath, reftype: &str, refval: &str| {
         findings.push(Finding {
+            origin: None,
             level: Level::Error,
             code: REFERENCED_RESOURCE_NOT_FOUND,
             resource: resource.clone(),
@@ -305,6 +344,7 @@ fn destination_rule_host(
         return;
     }
     findings.push(Finding {
+        origin: None,
         level: Level::Error,
         code: REFERENCED_RESOURCE_NOT_FOUND,
         resource: format!("DestinationRule {ns}/{}", dr.metadata.name),
@@ -348,6 +388,7 @@ fn conflicting_mesh_hosts(
                 continue;
             }
             findings.push(Finding {
+                origin: None,
                 level: Level::Error,
                 code: CONFLICTING_MESH_GATEWAY_VIRTUAL_SERVICE_HOSTS,
                 resource: format!("VirtualService {name}"),
@@ -391,6 +432,7 @@ fn namespace_wide_sidecars(
         let listed = names.join(", ");
         for name in &names {
             findings.push(Finding {
+                origin: None,
                 level: Level::Error,
                 code: MULTIPLE_SIDECARS_WITHOUT_WORKLOAD_SELECTORS,
                 resource: format!("Sidecar {ns}/{name}"),

@@ -1,4 +1,4 @@
-//! The control plane's HTTP API, used by the CLI (and later the dashboard).
+//! The control plane's HTTP API, used by the CLI and the dashboard.
 //!
 //! It answers in the words the CLI prints: apply and delete return kubectl's lines,
 //! `get` returns the rendered table or document, errors return every diagnostic
@@ -23,13 +23,21 @@ use crate::analyze;
 use crate::diagnostic::Diagnostic;
 use crate::discovery::DiscoveryStatus;
 use crate::inspect;
+use crate::labs::{ControlEnvironment, Kept, LabsRuntime};
 use crate::mesh_config::MeshConfig;
 use crate::output::{self, DeploymentStatus, Format, LiveStatus, Table};
 use crate::pod::{Pod, Pods};
 use crate::resource::{Kind, ObjectKey, Resource};
 use crate::store::{ApplyError, DeleteError, Store};
+use crate::telemetry::Telemetry;
 use crate::translate::View;
 use crate::yaml;
+
+mod dashboard;
+
+pub use dashboard::{
+    Certificate, LogFilter, MAX_TRAFFIC, ObjectRef, ProxyInfo, TrafficReport, TrafficRequest,
+};
 
 /// One manifest file sent by the CLI.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -116,7 +124,11 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn response(status: StatusCode, error: &dyn ToString, hint: Option<String>) -> Response {
+    pub(crate) fn response(
+        status: StatusCode,
+        error: &dyn ToString,
+        hint: Option<String>,
+    ) -> Response {
         let failure = Failure {
             errors: vec![error.to_string()],
             hint,
@@ -157,6 +169,15 @@ pub struct ApiState {
     pub mesh_config: watch::Sender<MeshConfig>,
     /// Where the mesh configuration is kept.
     pub state_dir: PathBuf,
+    /// The proxies' access logs, live.
+    pub telemetry: Telemetry,
+    /// The guided labs' runner (Docker access, one lab at a time).
+    pub labs: LabsRuntime,
+    /// The workload certificates the CA issued (certificates only; no key is ever
+    /// known here).
+    pub certificates: Arc<crate::certificates::IssuedCertificates>,
+    /// The mesh's root certificate (PEM).
+    pub mesh_root: String,
 }
 
 /// `GET /api/v1/proxy-config` parameters.
@@ -176,6 +197,19 @@ pub struct ProxyConfigQuery {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct AnalyzeQuery {
     /// The namespace; `default` when absent.
+    pub namespace: Option<String>,
+    /// All namespaces (`-A`).
+    #[serde(default)]
+    pub all_namespaces: bool,
+}
+
+/// `POST /api/v1/analyze`: files analysed over what is applied, without applying
+/// them (`istioctl analyze FILE…`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AnalyzeFilesRequest {
+    /// The files.
+    pub manifests: Vec<Manifest>,
+    /// The namespace of objects that name none, and the one analysed; `default`.
     pub namespace: Option<String>,
     /// All namespaces (`-A`).
     #[serde(default)]
@@ -209,12 +243,17 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/get", get(get_objects))
         .route("/api/v1/pods", get(pods))
         .route("/api/v1/proxy-status", get(proxy_status))
-        .route("/api/v1/analyze", get(analyze))
+        .route("/api/v1/analyze", get(analyze).post(analyze_files))
         .route("/api/v1/proxy-config", get(proxy_config))
         .route(
             "/api/v1/mesh-config",
             get(mesh_config).post(set_mesh_config),
         )
+        .merge(dashboard::routes())
+        .route("/api/v1/labs", get(labs))
+        .route("/api/v1/labs/{name}", get(describe_lab))
+        .route("/api/v1/labs/{name}/run", post(run_lab))
+        .route("/api/v1/labs/{name}/reset", post(reset_lab))
         .with_state(state)
 }
 
@@ -227,14 +266,25 @@ fn namespace_of(namespace: Option<&str>) -> String {
 
 /// Parses every manifest; all diagnostics of all files when any has an error.
 fn load(manifests: &[Manifest]) -> Result<(Vec<Resource>, Vec<String>), Vec<Diagnostic>> {
-    let mut resources = Vec::new();
+    let (documents, warnings) = load_documents(manifests)?;
+    Ok((
+        documents.into_iter().map(|d| d.resource).collect(),
+        warnings,
+    ))
+}
+
+/// Every manifest's documents, with their sources, and the warnings; or every error.
+fn load_documents(
+    manifests: &[Manifest],
+) -> Result<(Vec<yaml::Document>, Vec<String>), Vec<Diagnostic>> {
+    let mut documents = Vec::new();
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
     for manifest in manifests {
         match yaml::load(&manifest.file, &manifest.yaml) {
             Ok(loaded) => {
                 warnings.extend(loaded.warnings.iter().map(ToString::to_string));
-                resources.extend(loaded.documents.into_iter().map(|d| d.resource));
+                documents.extend(loaded.documents);
             }
             Err(diagnostics) => errors.extend(diagnostics),
         }
@@ -242,7 +292,7 @@ fn load(manifests: &[Manifest]) -> Result<(Vec<Resource>, Vec<String>), Vec<Diag
     if errors.iter().any(Diagnostic::is_error) {
         return Err(errors);
     }
-    Ok((resources, warnings))
+    Ok((documents, warnings))
 }
 
 async fn apply(State(state): State<ApiState>, Json(request): Json<ManifestsRequest>) -> Response {
@@ -489,6 +539,30 @@ async fn analyze(
     })
 }
 
+async fn analyze_files(
+    State(state): State<ApiState>,
+    Json(request): Json<AnalyzeFilesRequest>,
+) -> Response {
+    // Loading validates too: an invalid file is refused as `apply` refuses it.
+    let documents = match load_documents(&request.manifests) {
+        Ok((documents, _)) => documents,
+        Err(diagnostics) => return Failure::invalid(&diagnostics),
+    };
+    let namespace = namespace_of(request.namespace.as_deref());
+    let scope = (!request.all_namespaces).then(|| namespace.clone());
+    let findings = analyze::analyze_files(
+        &state.store.snapshot(),
+        &documents,
+        &namespace,
+        scope.as_deref(),
+    );
+    Json(Analysis {
+        text: analyze::render(&findings, scope.as_deref()),
+        errors: analyze::has_errors(&findings),
+    })
+    .into_response()
+}
+
 async fn proxy_status(State(state): State<ApiState>) -> Json<Text> {
     let statuses = state.discovery.proxy_status();
     let text = if statuses.is_empty() {
@@ -529,6 +603,19 @@ async fn proxy_config(
         labels: pod.labels.clone(),
         service_account: pod.service_account.clone(),
     };
+    if matches!(query.kind.as_str(), "secret" | "secrets") {
+        let issued = state.certificates.get(&namespace, &pod.name);
+        let entries = inspect::secrets(
+            issued.as_ref().map(|i| i.chain.as_slice()),
+            &state.mesh_root,
+        );
+        let text = if query.output.as_deref() == Some("json") {
+            serde_json::to_string_pretty(&entries).unwrap_or_default()
+        } else {
+            inspect::secrets_table(&entries).to_string()
+        };
+        return Json(Text { text }).into_response();
+    }
     let config = view.config_for(&node);
     let text = match (query.kind.as_str(), query.output.as_deref()) {
         ("all", Some("json")) => serde_json::to_string_pretty(config.as_ref()).unwrap_or_default(),
@@ -552,7 +639,10 @@ async fn proxy_config(
             return Failure::response(
                 StatusCode::BAD_REQUEST,
                 &format!("unknown proxy-config type {other:?}"),
-                Some("use listeners, routes, clusters, endpoints or all (with -o json)".to_owned()),
+                Some(
+                    "use listeners, routes, clusters, endpoints, secret or all (with -o json)"
+                        .to_owned(),
+                ),
             );
         }
     };
@@ -584,4 +674,168 @@ async fn set_mesh_config(
         warnings: Vec::new(),
     })
     .into_response()
+}
+
+// === Labs ===
+
+/// `POST /api/v1/labs/{name}/run`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct RunLab {
+    /// Only this step (1-based); the steps before it are applied without checks.
+    #[serde(default)]
+    pub step: Option<usize>,
+    /// Keep what the lab applied (an interactive run); `reset` restores it later.
+    #[serde(default)]
+    pub keep: bool,
+}
+
+fn find_lab(name: &str) -> Result<meshlab_labs::format::Lab, Box<Response>> {
+    match meshlab_labs::catalog::find(name) {
+        Some(Ok(lab)) => Ok(lab),
+        Some(Err(err)) => Err(Box::new(Failure::response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &err,
+            None,
+        ))),
+        None => Err(Box::new(Failure::response(
+            StatusCode::NOT_FOUND,
+            &format!("lab {name:?} not found"),
+            Some(format!(
+                "the labs are: {}",
+                meshlab_labs::catalog::names()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ))),
+    }
+}
+
+async fn labs() -> Response {
+    match meshlab_labs::catalog::all() {
+        Ok(labs) => Json(
+            labs.iter()
+                .map(meshlab_labs::catalog::Summary::from)
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(err) => Failure::response(StatusCode::INTERNAL_SERVER_ERROR, &err, None),
+    }
+}
+
+async fn describe_lab(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match find_lab(&name) {
+        Ok(lab) => Json(meshlab_labs::catalog::Description::from(&lab)).into_response(),
+        Err(response) => *response,
+    }
+}
+
+/// Runs a lab in a task of its own, so that a client going away cannot stop it
+/// half-way (the environment is always restored), and streams its events as
+/// NDJSON.
+async fn run_lab(
+    State(state): State<ApiState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    body: Option<Json<RunLab>>,
+) -> Response {
+    use meshlab_labs::runner::{self, Environment, Options};
+
+    let request = body.map(|Json(b)| b).unwrap_or_default();
+    let lab = match find_lab(&name) {
+        Ok(lab) => lab,
+        Err(response) => return *response,
+    };
+    let Ok(mut guard) = state.labs.running.clone().try_lock_owned() else {
+        return Failure::response(
+            StatusCode::CONFLICT,
+            &"another lab is running in this environment",
+            Some("wait for it to finish, then run this one".to_owned()),
+        );
+    };
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let docker = state.labs.docker.clone();
+        let env = ControlEnvironment::new(&state, &docker);
+        if request.keep && guard.is_none() {
+            match env.checkpoint().await {
+                Ok(checkpoint) => {
+                    *guard = Some(Kept {
+                        lab: lab.name.clone(),
+                        checkpoint,
+                    });
+                }
+                Err(err) => tracing::warn!(%err, "cannot remember the environment"),
+            }
+        }
+        let options = Options {
+            step: request.step,
+            keep: request.keep,
+        };
+        let passed = runner::run(&env, &lab, options, &sender).await;
+        tracing::info!(lab = %lab.name, passed, "lab run");
+        drop(guard);
+    });
+    let lines = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let event = receiver.recv().await?;
+        let mut line = serde_json::to_string(&event).unwrap_or_default();
+        line.push('\n');
+        Some((Ok::<_, std::convert::Infallible>(line), receiver))
+    });
+    (
+        [(http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response()
+}
+
+/// `POST /api/v1/labs/{name}/reset`: back to what a kept run found, or, with none,
+/// without the objects the lab's manifests declare and with the default mesh
+/// configuration if the lab changes it.
+async fn reset_lab(
+    State(state): State<ApiState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    use meshlab_labs::runner::{Environment, ManifestFile};
+
+    let lab = match find_lab(&name) {
+        Ok(lab) => lab,
+        Err(response) => return *response,
+    };
+    let mut guard = state.labs.running.clone().lock_owned().await;
+    let docker = state.labs.docker.clone();
+    let env = ControlEnvironment::new(&state, &docker);
+    let result = match guard.take() {
+        Some(kept) => env.restore(kept.checkpoint).await,
+        None => {
+            let files: Vec<ManifestFile> = lab
+                .manifests
+                .iter()
+                .map(|(file, yaml)| ManifestFile {
+                    file: file.clone(),
+                    yaml: yaml.clone(),
+                })
+                .collect();
+            let mut lines = match env.delete(&files).await {
+                Ok(lines) => lines,
+                Err(err) => return Failure::response(StatusCode::CONFLICT, &err, None),
+            };
+            let default = MeshConfig::default();
+            let changes_mesh = lab.steps.iter().any(|s| !s.mesh_config.is_empty());
+            if changes_mesh && *state.mesh_config.borrow() != default {
+                if let Err(err) = default.save(&state.state_dir) {
+                    return Failure::response(StatusCode::INTERNAL_SERVER_ERROR, &err, None);
+                }
+                state.mesh_config.send_replace(default);
+                lines.push("meshConfig set back to its defaults".to_owned());
+            }
+            Ok(lines)
+        }
+    };
+    match result {
+        Ok(lines) => Json(Lines {
+            lines,
+            warnings: Vec::new(),
+        })
+        .into_response(),
+        Err(err) => Failure::response(StatusCode::CONFLICT, &err, None),
+    }
 }

@@ -119,7 +119,18 @@ pub fn launch(container: &Container) -> Result<Launch, CatalogError> {
         env.push((var.name.clone(), var.value.clone().unwrap_or_default()));
     }
 
-    let cmd = if let Some(program) = container.command.first() {
+    let cmd = if let Some(bind) = gunicorn_bind(built_in.app, container)? {
+        // The Python httpbin images' own server line (Istio's mirroring task names
+        // it): the built-in httpbin on the port gunicorn was told to bind.
+        vec![
+            MESHLAB.to_owned(),
+            "run".into(),
+            "app".into(),
+            "httpbin".into(),
+            "--port".into(),
+            bind.to_string(),
+        ]
+    } else if let Some(program) = container.command.first() {
         if !COMMANDS.contains(&program.as_str()) {
             return Err(CatalogError::UnknownCommand {
                 container: container.name.clone(),
@@ -187,6 +198,36 @@ pub fn launch(container: &Container) -> Result<Launch, CatalogError> {
         env,
         port,
     })
+}
+
+/// The port of `gunicorn … -b HOST:PORT … httpbin:app`, the command Istio's samples
+/// give the Python httpbin image (gunicorn binds `127.0.0.1:8000` when told nothing;
+/// the samples always say `0.0.0.0:80`).
+fn gunicorn_bind(app: &str, container: &Container) -> Result<Option<u16>, CatalogError> {
+    let mut line = container.command.iter().chain(&container.args);
+    if app != "httpbin" || container.command.first().map(String::as_str) != Some("gunicorn") {
+        return Ok(None);
+    }
+    let mut port = 8000;
+    while let Some(arg) = line.next() {
+        let bind = match arg.as_str() {
+            "-b" | "--bind" => line.next().map(String::as_str),
+            other => other.strip_prefix("--bind="),
+        };
+        if let Some(bind) = bind {
+            port = bind
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| CatalogError::UnsupportedArgs {
+                    container: container.name.clone(),
+                    image: container.image.clone(),
+                    app: "httpbin",
+                    args: vec![arg.clone(), bind.to_owned()],
+                })?;
+        }
+    }
+    Ok(Some(port))
 }
 
 /// The repository path of an image reference, lower case, without registry port, tag

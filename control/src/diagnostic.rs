@@ -71,6 +71,26 @@ impl FieldPath {
         self.0.is_empty()
     }
 
+    /// Reads back a path as it is displayed, `spec.http[0].route[1].destination`
+    /// (keys that contain `.` or `[` are not told apart).
+    #[must_use]
+    pub fn parse(text: &str) -> Self {
+        let mut path = Self::root();
+        for part in text.split('.').filter(|p| !p.is_empty()) {
+            let mut pieces = part.split('[');
+            if let Some(name) = pieces.next().filter(|n| !n.is_empty()) {
+                path = path.field(name);
+            }
+            for index in pieces {
+                match index.trim_end_matches(']').parse() {
+                    Ok(index) => path = path.index(index),
+                    Err(_) => path = path.field(index),
+                }
+            }
+        }
+        path
+    }
+
     /// `other` appended to this path (e.g. an item's path inside `kind: List`).
     #[must_use]
     pub fn join(&self, other: &FieldPath) -> Self {

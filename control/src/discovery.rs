@@ -67,12 +67,16 @@ pub use self::debounce::Debounce;
 pub use self::generate::Generators;
 use self::status::Registry;
 pub use self::status::{Acked, Nacked, ProxyStatus, Sent, SyncState, TypeStatus};
+use crate::certificates::CertificateService;
 
 /// The discovery server, before it serves.
 pub struct DiscoveryServer<S> {
     shared: Arc<Shared<S>>,
     snapshots: watch::Receiver<Arc<S>>,
     debounce: Debounce,
+    /// The certificate service served beside discovery, as istiod serves both on
+    /// one port.
+    certificates: Option<CertificateService>,
 }
 
 /// What every stream of one server shares.
@@ -125,6 +129,15 @@ impl<S: Send + Sync + 'static> DiscoveryServer<S> {
             }),
             snapshots,
             debounce: Debounce::default(),
+            certificates: None,
+        }
+    }
+
+    /// The same server, also answering certificate signing requests with `service`.
+    pub fn with_certificates(self, service: CertificateService) -> Self {
+        Self {
+            certificates: Some(service),
+            ..self
         }
     }
 
@@ -168,7 +181,9 @@ impl<S: Send + Sync + 'static> DiscoveryServer<S> {
             // Notice proxies that vanished without closing their connection.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .serve_with_incoming_shutdown(service, incoming, signal)
+            .add_service(service)
+            .add_optional_service(self.certificates.map(CertificateService::into_server))
+            .serve_with_incoming_shutdown(incoming, signal)
             .await;
         debounce.abort();
         Ok(served?)

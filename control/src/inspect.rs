@@ -7,6 +7,7 @@ use meshlab_proxy_config::{EndpointAddress, NetworkFilter, ProxyConfig};
 
 use crate::discovery::{ProxyStatus, ResourceType};
 use crate::output::Table;
+use crate::resource::meta::Timestamp;
 
 /// `istioctl proxy-status`: one line per connected proxy, sync state per type.
 pub fn proxy_status(statuses: &[ProxyStatus]) -> Table {
@@ -243,4 +244,111 @@ fn describe_match(matcher: &RouteMatch) -> String {
         text.push_str(&format!(" ({})", headers.join(", ")));
     }
     text
+}
+
+/// One secret a proxy holds, as `istioctl proxy-config secret` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretEntry {
+    /// `default` (the workload certificate) or `ROOTCA` (the trust root).
+    pub resource_name: String,
+    /// `Cert Chain` or `CA`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `ACTIVE`.
+    pub status: String,
+    /// Whether it is within its validity period now.
+    pub valid_cert: bool,
+    /// Lowercase hex.
+    pub serial_number: String,
+    /// RFC 3339, UTC.
+    pub not_after: String,
+    /// RFC 3339, UTC.
+    pub not_before: String,
+    /// The SPIFFE URI it carries (workload certificates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spiffe_id: Option<String>,
+    /// The certificate chain, PEM (certificates only: no key is ever shown).
+    pub certificate_chain: String,
+}
+
+/// The secrets of a proxy: its workload certificate as issued (`None` before its
+/// first CSR) and the mesh root.
+pub fn secrets(workload_chain: Option<&[String]>, root_pem: &str) -> Vec<SecretEntry> {
+    let mut entries = Vec::new();
+    if let Some(chain) = workload_chain
+        && let Some(leaf) = chain.first()
+        && let Some(entry) = secret_entry("default", "Cert Chain", leaf, chain.concat())
+    {
+        entries.push(entry);
+    }
+    if let Some(entry) = secret_entry("ROOTCA", "CA", root_pem, root_pem.to_owned()) {
+        entries.push(entry);
+    }
+    entries
+}
+
+fn secret_entry(name: &str, kind: &str, pem: &str, chain: String) -> Option<SecretEntry> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    let spiffe_id = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .and_then(|san| {
+            san.value.general_names.iter().find_map(|n| match n {
+                x509_parser::extensions::GeneralName::URI(uri) => Some((*uri).to_owned()),
+                _ => None,
+            })
+        });
+    let validity = cert.validity();
+    // Clamped at the epoch, as every Timestamp is.
+    let rfc3339 = |t: x509_parser::time::ASN1Time| {
+        Timestamp::from_unix_seconds(u64::try_from(t.timestamp()).unwrap_or(0)).to_string()
+    };
+    Some(SecretEntry {
+        resource_name: name.to_owned(),
+        kind: kind.to_owned(),
+        status: "ACTIVE".to_owned(),
+        valid_cert: validity.is_valid(),
+        serial_number: cert
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        not_after: rfc3339(validity.not_after),
+        not_before: rfc3339(validity.not_before),
+        spiffe_id,
+        certificate_chain: chain,
+    })
+}
+
+/// `istioctl proxy-config secret`.
+pub fn secrets_table(entries: &[SecretEntry]) -> Table {
+    let rows = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.resource_name.clone(),
+                e.kind.clone(),
+                e.status.clone(),
+                e.valid_cert.to_string(),
+                e.serial_number.clone(),
+                e.not_after.clone(),
+                e.not_before.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "RESOURCE NAME",
+            "TYPE",
+            "STATUS",
+            "VALID CERT",
+            "SERIAL NUMBER",
+            "NOT AFTER",
+            "NOT BEFORE",
+        ],
+        rows,
+    )
 }

@@ -15,15 +15,24 @@
 //! (typed, `deny_unknown_fields`) → [`validate`] (what Istio and Kubernetes reject) →
 //! [`store`] (all-or-nothing apply, persistence, snapshots), and [`output`] prints what
 //! kubectl would. From the store, the [`reconciler`] makes [`pod`]s out of Deployments
-//! (images mapped by the [`catalog`]), and the [`api`] serves the CLI. [`pki`] holds the
-//! lab's public CA for the simulated internet.
+//! (images mapped by the [`catalog`]), and the [`api`] serves the CLI and the dashboard,
+//! behind the token of [`auth`]; [`telemetry`] reads the proxies' access logs live for
+//! the dashboard's graph. [`pki`] holds the lab's public CA for the simulated internet;
+//! [`ca`] is the mesh's CA, which signs the proxies' SPIFFE certificates through
+//! [`certificates`] on the discovery port. [`labs`] runs the guided labs against all
+//! of it.
 
 pub mod analyze;
 pub mod api;
+pub mod auth;
+pub mod ca;
 pub mod catalog;
+pub mod certificates;
 pub mod diagnostic;
 pub mod discovery;
 pub mod inspect;
+pub mod jwks;
+pub mod labs;
 pub mod mesh_config;
 pub mod output;
 pub mod pki;
@@ -32,6 +41,7 @@ pub mod reconciler;
 pub mod resource;
 pub mod run;
 pub mod store;
+pub mod telemetry;
 pub mod translate;
 pub mod validate;
 pub mod yaml;

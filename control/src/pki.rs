@@ -18,7 +18,8 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose,
 };
 
-const CA_CERT: &str = "public-ca.crt";
+/// The public CA's certificate file, in the PKI directory.
+pub(crate) const CA_CERT: &str = "public-ca.crt";
 const CA_KEY: &str = "public-ca.key";
 
 /// Why the lab's CA could not be loaded, created or used.
@@ -163,7 +164,7 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
     write_file(path, contents, 0o600)
 }
 
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
     let io = |source| PkiError::Io {
         action: "write",
         path: path.to_owned(),

@@ -39,11 +39,11 @@ pub const RESYNC: Duration = Duration::from_secs(1);
 pub const CA_BUNDLE_PATH: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// The pause container's name inside a pod, as the label value.
-const POD_SANDBOX: &str = "POD";
+pub const POD_SANDBOX: &str = "POD";
 /// The init step's container name, as Istio names it.
-const INIT_CONTAINER: &str = "istio-init";
+pub const INIT_CONTAINER: &str = "istio-init";
 /// The sidecar's container name, as Istio names it.
-const PROXY_CONTAINER: &str = "istio-proxy";
+pub const PROXY_CONTAINER: &str = "istio-proxy";
 /// The uid (and gid) the proxy runs as; capture exempts its traffic.
 pub const PROXY_UID: u32 = 1337;
 /// The proxy's readiness port (`/healthz/ready`).
@@ -81,7 +81,13 @@ pub struct Lab {
     pub discovery_address: String,
     /// The host port the ingress gateway is published on (127.0.0.1).
     pub ingress_port: Option<u16>,
+    /// Mints each pod's token for the certificate service.
+    pub tokens: crate::ca::Tokens,
 }
+
+/// The environment variable carrying a proxy's pod token (Istio mounts the pod's
+/// service account token at `/var/run/secrets/tokens/istio-token`).
+pub const TOKEN_ENV: &str = "MESHLAB_POD_TOKEN";
 
 /// Keeps the lab's pods as the store describes them.
 #[derive(Debug)]
@@ -542,6 +548,11 @@ async fn create_pod(docker: &Docker, lab: &Lab, want: &DesiredPod) -> Result<(),
         "run".to_owned(),
         "pause".to_owned(),
     ];
+    for (port, target) in &want.port_forwards {
+        sandbox
+            .cmd
+            .extend(["--forward".to_owned(), format!("{port}:{target}")]);
+    }
     sandbox.labels = sandbox_labels;
     sandbox.network = NetworkMode::Network {
         name: network_name(&lab.name),
@@ -587,6 +598,10 @@ async fn create_pod(docker: &Docker, lab: &Lab, want: &DesiredPod) -> Result<(),
         (
             "MESHLAB_DISCOVERY_ADDRESS".to_owned(),
             lab.discovery_address.clone(),
+        ),
+        (
+            TOKEN_ENV.to_owned(),
+            lab.tokens.mint(namespace, &want.service_account, &pod),
         ),
     ];
     let mut index = 0;

@@ -8,7 +8,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::Router;
 use meshlab_control_runtime::lab::network_name;
 use meshlab_control_runtime::{
     ContainerSpec, Docker, File, NetworkMode, RestartPolicy, RuntimeError, State, labels,
@@ -19,12 +21,16 @@ use meshlab_proxy_config::{Cluster, ClusterLoadAssignment, Listener, RouteConfig
 use tokio::sync::watch;
 
 use crate::api::{self, ApiState};
+use crate::auth::{self, ApiToken, TOKEN_ENV};
+use crate::ca::{DEFAULT_WORKLOAD_CERT_TTL, MeshCa, PluggedCa};
+use crate::certificates::{CertificateService, IssuedCertificates};
 use crate::discovery::{DiscoveryError, DiscoveryServer, Generators};
 use crate::mesh_config::{MeshConfig, MeshConfigError};
 use crate::pki::{PkiError, PublicCa};
 use crate::pod::Pods;
 use crate::reconciler::{CA_BUNDLE_PATH, Lab, Reconciler};
 use crate::store::{Snapshot, Store, StoreError};
+use crate::telemetry::{self, Telemetry};
 use crate::translate::View;
 use crate::translate::mesh::Mesh;
 
@@ -54,11 +60,35 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The host port of the ingress gateway (`MESHLAB_HTTP_PORT`), when published.
     pub ingress_port: Option<u16>,
+    /// The token every API request must carry (`MESHLAB_API_TOKEN`).
+    pub token: ApiToken,
+    /// The lifetime of workload certificates (`MESHLAB_WORKLOAD_CERT_TTL`, Go duration
+    /// syntax; Istio's 24 h by default, at least a minute).
+    pub workload_cert_ttl: Duration,
+    /// The learner's own CA (`meshlab up --ca-cert --ca-key`), copied into the
+    /// container at [`PLUGGED_CA_CERT`] and [`PLUGGED_CA_KEY`].
+    pub plugged_ca: Option<PluggedCa>,
 }
+
+/// Where `meshlab up --ca-cert` puts the learner's CA certificate in the control
+/// container.
+pub const PLUGGED_CA_CERT: &str = "/etc/meshlab/cacerts/ca-cert.pem";
+/// Where `meshlab up --ca-key` puts its key (mode 0600).
+pub const PLUGGED_CA_KEY: &str = "/etc/meshlab/cacerts/ca-key.pem";
+/// The environment variable with the workload certificate lifetime.
+pub const WORKLOAD_CERT_TTL_ENV: &str = "MESHLAB_WORKLOAD_CERT_TTL";
 
 /// Why the control plane stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
+    /// An environment variable does not parse.
+    #[error("environment variable {name} is not valid: {reason}")]
+    InvalidEnv {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// A required environment variable is missing.
     #[error(
         "environment variable {0} is not set (the control plane runs inside a lab: use `meshlab up`)"
@@ -90,7 +120,8 @@ pub enum ControlError {
 }
 
 impl Config {
-    /// Reads `MESHLAB_NAME` and `MESHLAB_IMAGE`; the rest is fixed by the image.
+    /// Reads `MESHLAB_NAME`, `MESHLAB_IMAGE` and `MESHLAB_API_TOKEN`; the rest is fixed
+    /// by the image.
     pub fn from_env() -> Result<Self, ControlError> {
         let var = |name: &'static str| {
             std::env::var(name)
@@ -106,14 +137,38 @@ impl Config {
             ingress_port: std::env::var("MESHLAB_HTTP_PORT")
                 .ok()
                 .and_then(|p| p.parse().ok()),
+            token: ApiToken::new(var(TOKEN_ENV)?),
+            workload_cert_ttl: match std::env::var(WORKLOAD_CERT_TTL_ENV) {
+                Ok(ttl) if !ttl.is_empty() => crate::resource::duration::Duration::parse(&ttl)
+                    .map_err(|err| ControlError::InvalidEnv {
+                        name: WORKLOAD_CERT_TTL_ENV,
+                        reason: err.to_string(),
+                    })?
+                    .get(),
+                _ => DEFAULT_WORKLOAD_CERT_TTL,
+            },
+            plugged_ca: match (
+                std::fs::read_to_string(PLUGGED_CA_CERT),
+                std::fs::read_to_string(PLUGGED_CA_KEY),
+            ) {
+                (Ok(cert_pem), Ok(key_pem)) => Some(PluggedCa { cert_pem, key_pem }),
+                _ => None,
+            },
         })
     }
 }
 
-/// Runs the control plane until the task is dropped or serving fails.
-pub async fn run(config: Config) -> Result<(), ControlError> {
+/// Runs the control plane until the task is dropped or serving fails; `ui` (the
+/// dashboard's pages) is served beside the API, behind the same token.
+pub async fn run(config: Config, ui: Router) -> Result<(), ControlError> {
     let store = Arc::new(Store::open(&config.state_dir.join("store"))?);
     let ca = PublicCa::load_or_create(&config.state_dir.join("pki"))?;
+    let mesh_ca = Arc::new(MeshCa::load_or_create(
+        &config.state_dir.join("pki"),
+        config.plugged_ca.as_ref(),
+        config.workload_cert_ttl,
+    )?);
+    let issued = Arc::new(IssuedCertificates::default());
     let docker = Docker::connect().await?;
     ensure_internet(&docker, &config, &ca).await?;
 
@@ -126,12 +181,25 @@ pub async fn run(config: Config) -> Result<(), ControlError> {
             meshlab_control_runtime::lab::container_name(&config.lab, "control")
         ),
         ingress_port: config.ingress_port,
+        tokens: mesh_ca.tokens().clone(),
     };
-    let (reconciler, pods) = Reconciler::new(docker, lab, store.clone());
+    let labs = crate::labs::LabsRuntime::new(docker.clone());
+    let (reconciler, pods) = Reconciler::new(docker.clone(), lab, store.clone());
+    let telemetry = Telemetry::new();
+    let following = tokio::spawn(telemetry::follow(docker, pods.clone(), telemetry.clone()));
     let reconciling = tokio::spawn(reconciler.run());
 
     let mesh_config = watch::Sender::new(MeshConfig::load(&config.state_dir)?);
-    let views = watch_views(store.subscribe(), pods.clone(), mesh_config.subscribe());
+    let key_sets = crate::jwks::watch_key_sets(
+        store.subscribe(),
+        config.state_dir.join("pki").join(crate::pki::CA_CERT),
+    );
+    let views = watch_views(
+        store.subscribe(),
+        pods.clone(),
+        mesh_config.subscribe(),
+        key_sets,
+    );
     let generators = Generators::new()
         .with(|view: &View, node| {
             view.config_for(node)
@@ -161,7 +229,8 @@ pub async fn run(config: Config) -> Result<(), ControlError> {
                 .cloned()
                 .collect::<Vec<RouteConfiguration>>()
         });
-    let discovery = DiscoveryServer::new(generators, views.clone());
+    let discovery = DiscoveryServer::new(generators, views.clone())
+        .with_certificates(CertificateService::new(mesh_ca.clone(), issued.clone()));
     let discovery_status = discovery.status();
     let discovery_addr = SocketAddr::from(([0, 0, 0, 0], DISCOVERY_PORT));
     let discovery_listener =
@@ -188,8 +257,14 @@ pub async fn run(config: Config) -> Result<(), ControlError> {
         discovery: discovery_status,
         mesh_config,
         state_dir: config.state_dir.clone(),
-    });
-    let served = axum::serve(listener, router).await;
+        telemetry,
+        labs,
+        certificates: issued,
+        mesh_root: mesh_ca.root_pem().to_owned(),
+    })
+    .merge(ui);
+    let served = axum::serve(listener, auth::guard(router, config.token.clone())).await;
+    following.abort();
     reconciling.abort();
     discovering.abort();
     served.map_err(|source| ControlError::Serve {
@@ -205,14 +280,20 @@ fn watch_views(
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
     mut pods: watch::Receiver<Pods>,
     mut mesh_config: watch::Receiver<MeshConfig>,
+    mut key_sets: watch::Receiver<crate::jwks::KeySets>,
 ) -> watch::Receiver<Arc<View>> {
-    let build = |snapshot: &Snapshot, pods: &Pods, config: &MeshConfig| {
-        Arc::new(View::new(
-            Mesh::build(snapshot, pods, config.outbound_traffic_policy.mode),
-            pods.clone(),
-        ))
-    };
-    let initial = build(&snapshots.borrow(), &pods.borrow(), &mesh_config.borrow());
+    let build =
+        |snapshot: &Snapshot, pods: &Pods, config: &MeshConfig, key_sets: &crate::jwks::KeySets| {
+            let mut mesh = Mesh::build(snapshot, pods, config.outbound_traffic_policy.mode);
+            mesh.jwks = (**key_sets).clone();
+            Arc::new(View::new(mesh, pods.clone()))
+        };
+    let initial = build(
+        &snapshots.borrow(),
+        &pods.borrow(),
+        &mesh_config.borrow(),
+        &key_sets.borrow(),
+    );
     let (sender, receiver) = watch::channel(initial);
     tokio::spawn(async move {
         let mut last_pods = pods.borrow().clone();
@@ -220,6 +301,7 @@ fn watch_views(
             tokio::select! {
                 changed = snapshots.changed() => if changed.is_err() { return },
                 changed = mesh_config.changed() => if changed.is_err() { return },
+                changed = key_sets.changed() => if changed.is_err() { return },
                 changed = pods.changed() => {
                     if changed.is_err() {
                         return;
@@ -230,7 +312,12 @@ fn watch_views(
                 }
             }
             last_pods = pods.borrow().clone();
-            let view = build(&snapshots.borrow(), &last_pods, &mesh_config.borrow());
+            let view = build(
+                &snapshots.borrow(),
+                &last_pods,
+                &mesh_config.borrow(),
+                &key_sets.borrow(),
+            );
             sender.send_replace(view);
         }
     });

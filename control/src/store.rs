@@ -79,6 +79,25 @@ impl Snapshot {
         self.revision
     }
 
+    /// This snapshot with `resources` written over it, as an apply would write
+    /// them (namespaced objects without a namespace go to `default_namespace`); for
+    /// analysing files against what is applied, without applying them.
+    #[must_use]
+    pub fn overlay(&self, resources: Vec<Resource>, default_namespace: &str) -> Snapshot {
+        let mut next = self.clone();
+        for mut resource in resources {
+            if resource.kind().is_namespaced() {
+                resource
+                    .metadata_mut()
+                    .namespace
+                    .get_or_insert_with(|| default_namespace.to_owned());
+            }
+            let key = ObjectKey::of(&resource, default_namespace);
+            next.objects.insert(key, Arc::new(resource));
+        }
+        next
+    }
+
     /// One object. `namespace` is ignored for cluster-scoped kinds.
     #[must_use]
     pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<&Arc<Resource>> {

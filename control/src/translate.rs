@@ -18,15 +18,20 @@
 //!   `allow_any` (passthrough) or `block_all` (502) virtual host;
 //! - **listeners** — `virtualOutbound` on 15001 choosing by original destination
 //!   port (HTTP), address (TCP) or SNI (TLS), unmatched traffic passed through or
-//!   dropped; `virtualInbound` on 15006 delivering to the app.
+//!   dropped; `virtualInbound` on 15006 delivering to the app, its connection
+//!   managers (and TCP proxies) carrying the AuthorizationPolicies and
+//!   RequestAuthentications that select the pod ([`authz`]); gateways carry theirs
+//!   the same way.
 
+pub mod authn;
+pub mod authz;
 pub mod clusters;
 pub mod gateway;
 pub mod mesh;
 pub mod names;
 pub mod routes;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use meshlab_proxy_config::route::action::{ClusterSpecifier, RouteAction};
@@ -34,9 +39,10 @@ use meshlab_proxy_config::route::{
     Action, Domain, PathMatch, RetryPolicy, Route, RouteMatch, VirtualHost,
 };
 use meshlab_proxy_config::{
-    BLACK_HOLE_CLUSTER, ChainMatch, ClusterLoadAssignment, DiscoveryType, Endpoint,
+    BLACK_HOLE_CLUSTER, ChainMatch, ClusterLoadAssignment, DiscoveryType, DownstreamTls, Endpoint,
     EndpointAddress, FilterChain, HttpConnectionManager, Listener, NetworkFilter,
-    PASSTHROUGH_CLUSTER, ProxyConfig, ProxyNode, RouteConfiguration, TcpProxy, TrafficDirection,
+    PASSTHROUGH_CLUSTER, ProxyConfig, ProxyNode, RouteConfiguration, TcpProxy, TcpWeightedCluster,
+    TrafficDirection,
 };
 
 use self::mesh::{Address, Mesh, MeshService, Protocol, ROOT_NAMESPACE, ServiceEndpoint, fqdn};
@@ -58,6 +64,44 @@ pub struct Scope {
     pub outbound_policy: OutboundMode,
     /// Which Sidecar applied, for dumps.
     pub origin: Option<String>,
+    /// The Sidecar's `ingress` listeners: when there are any, the proxy accepts
+    /// inbound traffic on these ports only, instead of its services' ports.
+    pub ingress: Vec<IngressPort>,
+}
+
+/// One `ingress` listener of a Sidecar: traffic arriving at `port` goes to
+/// `endpoint` (its `defaultEndpoint`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressPort {
+    /// The port the workload receives traffic on.
+    pub port: u16,
+    /// How the proxy treats it (`port.protocol`, Istio's names).
+    pub protocol: Protocol,
+    /// Where it goes: `127.0.0.1:PORT`, or the pod's own address for `0.0.0.0:PORT`.
+    pub endpoint: IngressEndpoint,
+}
+
+/// A Sidecar ingress listener's `defaultEndpoint`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IngressEndpoint {
+    /// `127.0.0.1:PORT` (or `[::1]:PORT`): the app on loopback.
+    Loopback(u16),
+    /// `0.0.0.0:PORT` (or `[::]:PORT`): the app on the pod's address.
+    InstanceIp(u16),
+}
+
+impl IngressEndpoint {
+    /// `defaultEndpoint`'s forms Istio accepts, but `unix://` sockets (validation
+    /// rejects those).
+    pub fn parse(endpoint: &str) -> Option<Self> {
+        let (host, port) = endpoint.rsplit_once(':')?;
+        let port = port.parse().ok().filter(|p| *p != 0)?;
+        match host {
+            "127.0.0.1" | "[::1]" => Some(Self::Loopback(port)),
+            "0.0.0.0" | "[::]" => Some(Self::InstanceIp(port)),
+            _ => None,
+        }
+    }
 }
 
 /// The Sidecar resource for `node`: one selecting it, else its namespace's default,
@@ -92,6 +136,7 @@ pub fn scope(mesh: &Mesh, node: &ProxyNode) -> Scope {
             egress_hosts: None,
             outbound_policy: mesh.outbound_policy,
             origin: None,
+            ingress: Vec::new(),
         };
     };
     let sidecar_ns = namespace_of(sidecar);
@@ -122,6 +167,18 @@ pub fn scope(mesh: &Mesh, node: &ProxyNode) -> Scope {
             .and_then(|p| p.mode)
             .unwrap_or(mesh.outbound_policy),
         origin: Some(format!("Sidecar/{sidecar_ns}/{}", sidecar.metadata.name)),
+        ingress: sidecar
+            .spec
+            .ingress
+            .iter()
+            .filter_map(|listener| {
+                Some(IngressPort {
+                    port: u16::try_from(listener.port.number).ok()?,
+                    protocol: Protocol::infer(&listener.port.protocol, None),
+                    endpoint: IngressEndpoint::parse(&listener.default_endpoint)?,
+                })
+            })
+            .collect(),
     }
 }
 
@@ -221,7 +278,7 @@ pub fn sidecar(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
     for service in &visible {
         let rule = clusters::destination_rule(mesh, service, &node.namespace);
         let hash = clusters::hash_policy(rule);
-        add_clusters(&mut config, service, rule);
+        add_clusters(mesh, &mut config, service, rule);
         for port in &service.ports {
             let default_cluster = names::outbound_cluster(port.number, "", &service.hostname);
             match port.protocol {
@@ -271,11 +328,11 @@ pub fn sidecar(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
                         })
                         .collect();
                     if !ips.is_empty() {
-                        let cluster =
-                            l4_destination(mesh, service, &node.namespace, port.number, None)
-                                .unwrap_or_else(|| default_cluster.clone());
-                        chains.push(tcp_chain(
-                            &cluster,
+                        let destinations =
+                            l4_destinations(mesh, service, &node.namespace, port.number, None)
+                                .unwrap_or_else(|| single(&default_cluster));
+                        chains.push(l4_chain(
+                            destinations,
                             ChainMatch {
                                 destination_port: Some(port.number),
                                 destination_ips: ips,
@@ -284,15 +341,15 @@ pub fn sidecar(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
                         ));
                     }
                 }
-                Protocol::Tls => chains.push(tcp_chain(
-                    &l4_destination(
+                Protocol::Tls => chains.push(l4_chain(
+                    l4_destinations(
                         mesh,
                         service,
                         &node.namespace,
                         port.number,
                         Some(&service.hostname),
                     )
-                    .unwrap_or_else(|| default_cluster.clone()),
+                    .unwrap_or_else(|| single(&default_cluster)),
                     ChainMatch {
                         destination_port: Some(port.number),
                         server_names: vec![service.hostname.clone()],
@@ -332,6 +389,7 @@ pub fn sidecar(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
             filter: NetworkFilter::HttpConnectionManager(HttpConnectionManager {
                 stat_prefix: format!("outbound_0.0.0.0_{port}"),
                 route_config_name: name,
+                authorization: None,
             }),
             tls: None,
         });
@@ -351,12 +409,13 @@ pub fn sidecar(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
             default_filter_chain: Some(tcp_chain(unmatched, ChainMatch::default())),
         },
     );
-    inbound(mesh, node, &mut config);
+    inbound(mesh, node, &scope.ingress, &mut config);
     config
 }
 
 /// The clusters of every port and subset of `service`, with their endpoints.
 fn add_clusters(
+    mesh: &Mesh,
     config: &mut ProxyConfig,
     service: &MeshService,
     rule: Option<&crate::resource::networking::DestinationRule>,
@@ -366,7 +425,7 @@ fn add_clusters(
         subsets.extend(rule.iter().flat_map(|r| r.spec.subsets.iter().map(Some)));
         for subset in subsets {
             let cluster = clusters::cluster(service, port.number, subset, rule);
-            let endpoints = endpoints(service, port.number, subset.map(|s| &s.labels));
+            let endpoints = endpoints(mesh, service, port.number, subset.map(|s| &s.labels));
             if cluster.discovery != DiscoveryType::OriginalDst {
                 config.endpoints.insert(
                     cluster.name.clone(),
@@ -404,45 +463,80 @@ fn virtual_service_for<'m>(
 
 /// Where a VirtualService's `tcp` (or, with an SNI, `tls`) routes send a TCP or TLS
 /// service's connections on `port`: the first route whose match fits (port, and
-/// SNI for TLS), to its first destination. Several weighted destinations would need
-/// a weighted TCP proxy, which meshlab does not have: the store's validation warns,
-/// and the first destination is used.
-fn l4_destination(
+/// SNI for TLS), to its destinations by weight — each connection to one of them,
+/// as Envoy's `tcp_proxy` with `weighted_clusters` does.
+fn l4_destinations(
     mesh: &Mesh,
     service: &MeshService,
     namespace: &str,
     port: u16,
     sni: Option<&str>,
-) -> Option<String> {
+) -> Option<Vec<TcpWeightedCluster>> {
     let vs = virtual_service_for(mesh, service, namespace, true)?;
     let vs_namespace = vs.metadata.namespace.as_deref().unwrap_or("default");
     let port_ok = |p: Option<u32>| p.is_none_or(|p| p == u32::from(port));
-    let destination = match sni {
-        None => vs
-            .spec
-            .tcp
-            .iter()
-            .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| port_ok(m.port)))?
-            .route
-            .first()?,
-        Some(sni) => vs
-            .spec
-            .tls
-            .iter()
-            .find(|r| {
-                r.matches.iter().any(|m| {
-                    port_ok(m.port) && m.sni_hosts.iter().any(|h| clusters::host_matches(h, sni))
-                })
-            })?
-            .route
-            .first()?,
+    let route = match sni {
+        None => {
+            &vs.spec
+                .tcp
+                .iter()
+                .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| port_ok(m.port)))?
+                .route
+        }
+        Some(sni) => {
+            &vs.spec
+                .tls
+                .iter()
+                .find(|r| {
+                    r.matches.iter().any(|m| {
+                        port_ok(m.port)
+                            && m.sni_hosts.iter().any(|h| clusters::host_matches(h, sni))
+                    })
+                })?
+                .route
+        }
     };
-    Some(routes::destination_cluster(
-        mesh,
-        &destination.destination,
-        vs_namespace,
-        port,
-    ))
+    let mut destinations: Vec<TcpWeightedCluster> = route
+        .iter()
+        .map(|d| TcpWeightedCluster {
+            name: routes::destination_cluster(mesh, &d.destination, vs_namespace, port),
+            weight: u32::try_from(d.weight).unwrap_or(0),
+        })
+        .collect();
+    // A lone destination without weight takes everything, as Istio reads it.
+    if let [only] = destinations.as_mut_slice() {
+        only.weight = 100;
+    }
+    (!destinations.is_empty()).then_some(destinations)
+}
+
+fn single(cluster: &str) -> Vec<TcpWeightedCluster> {
+    vec![TcpWeightedCluster {
+        name: cluster.to_owned(),
+        weight: 100,
+    }]
+}
+
+/// A TCP proxy chain to `destinations` (at least one), weighted when several.
+fn l4_chain(mut destinations: Vec<TcpWeightedCluster>, matcher: ChainMatch) -> FilterChain {
+    let first = destinations
+        .first()
+        .map(|d| d.name.clone())
+        .unwrap_or_default();
+    if destinations.len() == 1 {
+        destinations.clear();
+    }
+    FilterChain {
+        name: first.clone(),
+        matcher,
+        filter: NetworkFilter::TcpProxy(TcpProxy {
+            stat_prefix: first.clone(),
+            cluster: first,
+            weighted_clusters: destinations,
+            authorization: None,
+        }),
+        tls: None,
+    }
 }
 
 /// A service's route when no VirtualService names it: all endpoints, Istio's
@@ -507,6 +601,7 @@ fn domains(service: &MeshService, port: u16, namespace: &str) -> Vec<Domain> {
 }
 
 fn endpoints(
+    mesh: &Mesh,
     service: &MeshService,
     port: u16,
     subset: Option<&BTreeMap<String, String>>,
@@ -517,12 +612,18 @@ fn endpoints(
         .filter(|e| {
             subset.is_none_or(|labels| labels.iter().all(|(k, v)| e.labels.get(k) == Some(v)))
         })
-        .filter_map(|e| endpoint(e, port))
+        .filter_map(|e| endpoint(mesh, e, port))
         .collect()
 }
 
-fn endpoint(e: &ServiceEndpoint, port: u16) -> Option<Endpoint> {
+fn endpoint(mesh: &Mesh, e: &ServiceEndpoint, port: u16) -> Option<Endpoint> {
     let target = *e.ports.get(&port)?;
+    // Istio's `tlsMode: istio` endpoint label, cleared when the workload's
+    // PeerAuthentication disables mTLS on that port (auto mTLS then sends
+    // plaintext).
+    let mtls_capable = e.has_sidecar
+        && authn::mtls_policy(mesh, &e.namespace, &e.labels).mode_for(target)
+            != authn::Mode::Disable;
     Some(Endpoint {
         address: match &e.address {
             Address::Ip(ip) => EndpointAddress::Socket(SocketAddr::new(*ip, target)),
@@ -536,28 +637,44 @@ fn endpoint(e: &ServiceEndpoint, port: u16) -> Option<Endpoint> {
         service_account: e
             .service_account
             .as_ref()
-            .map(|sa| format!("spiffe://cluster.local/ns/{}/sa/{sa}", e.namespace)),
-        has_sidecar: e.has_sidecar,
+            .map(|sa| crate::ca::spiffe_id(&e.namespace, sa)),
+        has_sidecar: mtls_capable,
     })
 }
 
 fn tcp_chain(cluster: &str, matcher: ChainMatch) -> FilterChain {
-    FilterChain {
-        name: cluster.to_owned(),
-        matcher,
-        filter: NetworkFilter::TcpProxy(TcpProxy {
-            stat_prefix: cluster.to_owned(),
-            cluster: cluster.to_owned(),
-        }),
-        tls: None,
-    }
+    l4_chain(single(cluster), matcher)
 }
 
 /// `virtualInbound`: the ports of the services this pod serves, delivered to the app
-/// on 127.0.0.1; anything else passed to its original destination.
-fn inbound(mesh: &Mesh, node: &ProxyNode, config: &mut ProxyConfig) {
+/// on 127.0.0.1; anything else passed to its original destination. Each chain
+/// accepts what the workload's PeerAuthentication says ([`authn`]): mTLS only
+/// (STRICT), plaintext only (DISABLE), or both told apart by the first bytes
+/// (PERMISSIVE, two chains).
+///
+/// Without kube-proxy, a client with no sidecar reaches the pod on the *Service*
+/// port (`httpbin:8000`, its DNS alias), where Kubernetes would have translated it
+/// to the target port (8080): so each Service port that differs from its target
+/// port gets the target port's chains too, as kube-proxy's DNAT would deliver it.
+///
+/// A Sidecar with `ingress` listeners replaces all of that with its own ports, each
+/// forwarded to its `defaultEndpoint`.
+fn inbound(mesh: &Mesh, node: &ProxyNode, ingress: &[IngressPort], config: &mut ProxyConfig) {
     let mut ports: BTreeMap<u16, Protocol> = BTreeMap::new();
-    for service in mesh.services.values() {
+    let mut aliases: BTreeMap<u16, u16> = BTreeMap::new();
+    let mut forward_to: BTreeMap<u16, SocketAddr> = BTreeMap::new();
+    for listener in ingress {
+        ports.entry(listener.port).or_insert(listener.protocol);
+        let address = match listener.endpoint {
+            IngressEndpoint::Loopback(port) => SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            IngressEndpoint::InstanceIp(port) => {
+                let ip = node.ip.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+                SocketAddr::new(ip, port)
+            }
+        };
+        forward_to.entry(listener.port).or_insert(address);
+    }
+    for service in mesh.services.values().filter(|_| ingress.is_empty()) {
         for endpoint in service
             .endpoints
             .iter()
@@ -566,26 +683,35 @@ fn inbound(mesh: &Mesh, node: &ProxyNode, config: &mut ProxyConfig) {
             for port in &service.ports {
                 if let Some(target) = endpoint.ports.get(&port.number) {
                     ports.entry(*target).or_insert(port.protocol);
+                    if port.number != *target {
+                        aliases.entry(port.number).or_insert(*target);
+                    }
                 }
             }
         }
     }
+    let authorization = authz::authorization(mesh, node);
+    aliases.retain(|port, _| !ports.contains_key(port));
+    let policy = authn::mtls_policy(mesh, &node.namespace, &node.labels);
     let mut chains = Vec::new();
-    let mut seen = BTreeSet::new();
-    for (port, protocol) in ports {
-        if !seen.insert(port) {
-            continue;
-        }
+    let mut filters = BTreeMap::new();
+    for (port, protocol) in &ports {
+        let port = *port;
         let cluster_name = names::inbound_cluster(port);
         let mut cluster = meshlab_proxy_config::Cluster::new(cluster_name.clone());
         cluster.discovery = DiscoveryType::Static;
-        cluster.http2 = protocol == Protocol::Http2;
+        cluster.http2 = *protocol == Protocol::Http2;
         config.endpoints.insert(
             cluster_name.clone(),
             ClusterLoadAssignment {
                 cluster_name: cluster_name.clone(),
                 endpoints: vec![Endpoint {
-                    address: EndpointAddress::Socket(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+                    address: EndpointAddress::Socket(
+                        forward_to
+                            .get(&port)
+                            .copied()
+                            .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+                    ),
                     labels: node.labels.clone(),
                     weight: 1,
                     service_account: None,
@@ -594,11 +720,7 @@ fn inbound(mesh: &Mesh, node: &ProxyNode, config: &mut ProxyConfig) {
             },
         );
         config.clusters.insert(cluster_name.clone(), cluster);
-        let matcher = ChainMatch {
-            destination_port: Some(port),
-            ..ChainMatch::default()
-        };
-        if protocol.is_http() {
+        let filter = if protocol.is_http() {
             let route = RouteConfiguration {
                 name: cluster_name.clone(),
                 virtual_hosts: vec![VirtualHost {
@@ -610,19 +732,57 @@ fn inbound(mesh: &Mesh, node: &ProxyNode, config: &mut ProxyConfig) {
                 ignore_port_in_host_matching: false,
             };
             config.routes.insert(cluster_name.clone(), route);
-            chains.push(FilterChain {
-                name: format!("0.0.0.0_{port}"),
-                matcher,
-                filter: NetworkFilter::HttpConnectionManager(HttpConnectionManager {
-                    stat_prefix: format!("inbound_0.0.0.0_{port}"),
-                    route_config_name: cluster_name,
-                }),
-                tls: None,
-            });
+            NetworkFilter::HttpConnectionManager(HttpConnectionManager {
+                stat_prefix: format!("inbound_0.0.0.0_{port}"),
+                route_config_name: cluster_name.clone(),
+                authorization: authorization.clone(),
+            })
         } else {
-            chains.push(tcp_chain(&cluster_name, matcher));
-        }
+            NetworkFilter::TcpProxy(TcpProxy {
+                stat_prefix: cluster_name.clone(),
+                cluster: cluster_name.clone(),
+                weighted_clusters: Vec::new(),
+                // JWTs are HTTP: a TCP chain enforces only the policies.
+                authorization: authorization
+                    .as_ref()
+                    .filter(|a| !a.policies.is_empty())
+                    .map(|a| meshlab_proxy_config::Authorization {
+                        jwt_providers: Vec::new(),
+                        policies: a.policies.clone(),
+                    }),
+            })
+        };
+        filters.insert(port, filter);
     }
+    for (port, target) in ports.keys().map(|p| (*p, *p)).chain(aliases) {
+        let Some(filter) = filters.get(&target) else {
+            continue;
+        };
+        let name = if port == target {
+            format!("0.0.0.0_{port}")
+        } else {
+            format!("0.0.0.0_{port}->{target}")
+        };
+        chains.extend(secured(
+            &name,
+            &ChainMatch {
+                destination_port: Some(port),
+                ..ChainMatch::default()
+            },
+            filter,
+            policy.mode_for(target),
+        ));
+    }
+    let passthrough = tcp_chain(names::INBOUND_PASSTHROUGH, ChainMatch::default());
+    let mut catch_all = secured(
+        &passthrough.name,
+        &ChainMatch::default(),
+        &passthrough.filter,
+        policy.mode,
+    );
+    // The last chain is the one for plaintext (PERMISSIVE) or the only one.
+    let default_chain = catch_all.pop();
+    chains.extend(catch_all);
     config.listeners.insert(
         names::VIRTUAL_INBOUND.to_owned(),
         Listener {
@@ -631,12 +791,39 @@ fn inbound(mesh: &Mesh, node: &ProxyNode, config: &mut ProxyConfig) {
             direction: TrafficDirection::Inbound,
             use_original_dst: true,
             filter_chains: chains,
-            default_filter_chain: Some(tcp_chain(
-                names::INBOUND_PASSTHROUGH,
-                ChainMatch::default(),
-            )),
+            default_filter_chain: default_chain,
         },
     );
+}
+
+/// The chains for `filter` on connections `matcher` takes, under `mode`: one
+/// terminating mTLS (STRICT), one plaintext (DISABLE), or both, told apart by the
+/// transport the first bytes show (PERMISSIVE: `tls` first, then `raw_buffer`).
+fn secured(
+    name: &str,
+    matcher: &ChainMatch,
+    filter: &NetworkFilter,
+    mode: authn::Mode,
+) -> Vec<FilterChain> {
+    let chain = |transport: Option<&str>, tls: bool| FilterChain {
+        name: name.to_owned(),
+        matcher: ChainMatch {
+            transport_protocol: transport.map(str::to_owned),
+            ..matcher.clone()
+        },
+        filter: filter.clone(),
+        tls: tls.then(|| DownstreamTls {
+            certificate: names::WORKLOAD_SECRET.to_owned(),
+            require_client_certificate: true,
+        }),
+    };
+    match mode {
+        authn::Mode::Strict => vec![chain(None, true)],
+        authn::Mode::Disable => vec![chain(None, false)],
+        authn::Mode::Permissive => {
+            vec![chain(Some("tls"), true), chain(Some("raw_buffer"), false)]
+        }
+    }
 }
 
 #[cfg(test)]

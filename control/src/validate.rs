@@ -23,10 +23,10 @@ use crate::diagnostic::{Diagnostic, FieldPath, ResourceId};
 use crate::resource::core::{Container, Deployment, IntOrString, Service};
 use crate::resource::duration::Duration;
 use crate::resource::networking::{
-    ClientTlsSettings, ConnectionPoolSettings, Destination, DestinationRule, FaultAbort,
-    FaultDelay, Gateway, HttpRoute, HttpRouteDestination, LoadBalancerSettings, OutlierDetection,
-    Percent, Resolution, RouteDestination, ServiceEntry, Sidecar, StringMatch, TrafficPolicy,
-    VirtualService, WorkloadEntrySpec,
+    CaptureMode, ClientTlsSettings, ConnectionPoolSettings, Destination, DestinationRule,
+    FaultAbort, FaultDelay, Gateway, HttpRoute, HttpRouteDestination, LoadBalancerSettings,
+    OutlierDetection, Percent, Resolution, RouteDestination, ServiceEntry, Sidecar, StringMatch,
+    TrafficPolicy, VirtualService, WorkloadEntrySpec,
 };
 use crate::resource::security::{
     Action, AuthorizationPolicy, PeerAuthentication, PolicyTargetReference, RequestAuthentication,
@@ -505,18 +505,6 @@ impl Checker {
 // === impl Checker: networking.istio.io ===
 
 impl Checker {
-    /// meshlab's TCP proxy sends a connection to one cluster: weighted TCP and TLS
-    /// routes are accepted (Istio accepts them) but only the first destination is used.
-    fn single_l4_destination(&mut self, path: &FieldPath, destinations: usize) {
-        if destinations > 1 {
-            self.warning(
-                path,
-                format!("meshlab sends TCP and TLS routes to one destination: only the first of these {destinations} is used"),
-                Some("weighted TCP routing is not supported yet; use HTTP routes to split traffic".to_owned()),
-            );
-        }
-    }
-
     fn virtual_service(&mut self, path: &FieldPath, vs: &VirtualService) {
         let spec = &vs.spec;
         if spec.hosts.is_empty() {
@@ -559,7 +547,6 @@ impl Checker {
                 self.error(&here.field("route"), "TCP route is required");
             }
             self.route_destinations(&here.field("route"), &route.route);
-            self.single_l4_destination(&here.field("route"), route.route.len());
             for (j, m) in route.matches.iter().enumerate() {
                 if let Some(port) = m.port {
                     self.port(&here.field("match").index(j).field("port"), port.into());
@@ -586,7 +573,6 @@ impl Checker {
                 self.error(&here.field("route"), "TLS route is required");
             }
             self.route_destinations(&here.field("route"), &route.route);
-            self.single_l4_destination(&here.field("route"), route.route.len());
         }
     }
 
@@ -1193,6 +1179,15 @@ impl Checker {
         {
             self.unsupported(&path.field("tls").field("caCrl"), "caCrl", "remove it");
         }
+        if let Some(tls) = tls
+            && tls.mode == Some(crate::resource::networking::ClientTlsMode::Mutual)
+        {
+            self.unsupported(
+                &path.field("tls").field("mode"),
+                "tls mode MUTUAL (client certificates from files in the sidecar)",
+                "use ISTIO_MUTUAL for mesh mTLS, or SIMPLE to originate TLS to an external host",
+            );
+        }
     }
 
     fn gateway(&mut self, path: &FieldPath, gw: &Gateway) {
@@ -1426,6 +1421,41 @@ impl Checker {
                     "remove it",
                 );
             }
+            if !ingress.bind.is_empty() {
+                self.unsupported(
+                    &here.field("bind"),
+                    "sidecar ingress bind",
+                    "remove it: meshlab's sidecar takes the port's captured traffic",
+                );
+            }
+            if ingress.capture_mode == Some(CaptureMode::None) {
+                self.unsupported(
+                    &here.field("captureMode"),
+                    "captureMode NONE",
+                    "remove it: meshlab always captures inbound traffic",
+                );
+            }
+            let endpoint = &ingress.default_endpoint;
+            if endpoint.is_empty() {
+                self.error_hint(
+                    &here.field("defaultEndpoint"),
+                    "meshlab needs a defaultEndpoint for a sidecar ingress listener",
+                    "e.g. defaultEndpoint: 127.0.0.1:8080",
+                );
+            } else if endpoint.starts_with("unix://") {
+                self.unsupported(
+                    &here.field("defaultEndpoint"),
+                    "a unix domain socket endpoint",
+                    "use 127.0.0.1:PORT or 0.0.0.0:PORT",
+                );
+            } else if crate::translate::IngressEndpoint::parse(endpoint).is_none() {
+                self.error(
+                    &here.field("defaultEndpoint"),
+                    format!(
+                        "invalid defaultEndpoint {endpoint:?}: it must be 127.0.0.1:PORT, [::1]:PORT, 0.0.0.0:PORT or [::]:PORT"
+                    ),
+                );
+            }
         }
         let last = spec.egress.len().saturating_sub(1);
         let mut portless = 0;
@@ -1570,6 +1600,34 @@ impl Checker {
                                 format!("cannot set serviceAccounts with namespaces or principals, found at rule {i}"),
                             );
                         }
+                        let source_path = at.field("source");
+                        for (field, values) in [
+                            ("trustDomains", &source.trust_domains),
+                            ("notTrustDomains", &source.not_trust_domains),
+                        ] {
+                            if !values.is_empty() {
+                                self.unsupported(
+                                    &source_path.field(field),
+                                    field,
+                                    "match peers by principals or namespaces",
+                                );
+                            }
+                        }
+                        for (field, blocks) in [
+                            ("ipBlocks", &source.ip_blocks),
+                            ("notIpBlocks", &source.not_ip_blocks),
+                            ("remoteIpBlocks", &source.remote_ip_blocks),
+                            ("notRemoteIpBlocks", &source.not_remote_ip_blocks),
+                        ] {
+                            for (k, block) in blocks.iter().enumerate() {
+                                if !ip_or_cidr(block) {
+                                    self.error(
+                                        &source_path.field(field).index(k),
+                                        format!("invalid IP address or CIDR range: {block:?}"),
+                                    );
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -1607,6 +1665,18 @@ impl Checker {
                 let at = here.field("when").index(j);
                 if condition.key.is_empty() {
                     self.error(&at.field("key"), "`key` must not be empty");
+                } else if condition.key.starts_with("experimental.") {
+                    self.unsupported(
+                        &at.field("key"),
+                        &format!("condition key {:?}", condition.key),
+                        "use request.headers[…], source.*, destination.* or request.auth.* keys",
+                    );
+                } else if !meshlab_proxy_config::authz::known_condition_key(&condition.key) {
+                    self.error_hint(
+                        &at.field("key"),
+                        format!("unknown attribute: {}", condition.key),
+                        "Istio's keys are request.headers[name], source.ip, remote.ip, source.namespace, source.principal, request.auth.principal, request.auth.audiences, request.auth.presenter, request.auth.claims[name], destination.ip, destination.port and connection.sni",
+                    );
                 } else if condition.values.is_empty() && condition.not_values.is_empty() {
                     self.error(
                         &at,
@@ -1615,6 +1685,26 @@ impl Checker {
                             condition.key
                         ),
                     );
+                }
+                for (field, values) in [
+                    ("values", &condition.values),
+                    ("notValues", &condition.not_values),
+                ] {
+                    for (k, value) in values.iter().enumerate() {
+                        let ok = match condition.key.as_str() {
+                            "source.ip" | "remote.ip" | "destination.ip" => ip_or_cidr(value),
+                            "destination.port" => {
+                                value.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p))
+                            }
+                            _ => true,
+                        };
+                        if !ok {
+                            self.error(
+                                &at.field(field).index(k),
+                                format!("invalid value {value:?} for {}", condition.key),
+                            );
+                        }
+                    }
                 }
             }
         }
@@ -1665,6 +1755,32 @@ impl Checker {
                     );
                 }
             }
+            if !rule.jwks.is_empty()
+                && !serde_json::from_str::<serde_json::Value>(&rule.jwks)
+                    .is_ok_and(|v| v.get("keys").is_some_and(serde_json::Value::is_array))
+            {
+                self.error_hint(
+                    &here.field("jwks"),
+                    "jwks is not a JSON Web Key Set",
+                    "give a JSON object with a \"keys\" array, or use jwksUri",
+                );
+            }
+            for (field, set) in [
+                ("fromCookies", !rule.from_cookies.is_empty()),
+                (
+                    "spaceDelimitedClaims",
+                    !rule.space_delimited_claims.is_empty(),
+                ),
+                ("timeout", rule.timeout.is_some()),
+            ] {
+                if set {
+                    self.unsupported(
+                        &here.field(field),
+                        field,
+                        "remove it; meshlab reads tokens from headers and query parameters and fetches jwksUri once",
+                    );
+                }
+            }
             for (j, cookie) in rule.from_cookies.iter().enumerate() {
                 if cookie.is_empty() {
                     self.error(
@@ -1683,6 +1799,20 @@ impl Checker {
             }
             self.duration(&here.field("timeout"), rule.timeout.as_ref());
         }
+    }
+}
+
+/// An IP address or a CIDR range (`10.0.0.1`, `10.0.0.0/16`, `2001:db8::/32`).
+fn ip_or_cidr(text: &str) -> bool {
+    let (address, len) = text
+        .split_once('/')
+        .map_or((text, None), |(a, l)| (a, Some(l)));
+    match address.parse::<std::net::IpAddr>() {
+        Ok(ip) => len.is_none_or(|l| {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            l.parse::<u32>().is_ok_and(|l| l <= max)
+        }),
+        Err(_) => false,
     }
 }
 

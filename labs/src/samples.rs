@@ -28,6 +28,12 @@ pub const SLEEP: Sample = Sample {
     yaml: include_str!("../samples/sleep.yaml"),
 };
 
+/// httpbin as Istio's `httpbin.yaml` declares it (the security tasks' server).
+pub const HTTPBIN: Sample = Sample {
+    file: "httpbin.yaml",
+    yaml: include_str!("../samples/httpbin.yaml"),
+};
+
 /// The ingress gateway in `istio-system`, as Istio's default profile installs it.
 pub const INGRESS_GATEWAY: Sample = Sample {
     file: "istio-ingressgateway.yaml",

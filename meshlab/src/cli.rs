@@ -12,7 +12,7 @@ use meshlab_proxy::capture::{self, CaptureConfig, IncludeRanges, Ipv4Cidr};
 use tracing_subscriber::EnvFilter;
 
 use crate::resources::Reported;
-use crate::{lab, resources, workloads};
+use crate::{dashboard, lab, labs, resources, workloads};
 
 /// A self-contained service-mesh lab: Istio's YAML and Istio's behaviour, on your
 /// laptop, in seconds.
@@ -53,6 +53,17 @@ enum Command {
         /// Do not deploy Bookinfo.
         #[arg(long)]
         no_bookinfo: bool,
+        /// Your own CA certificate (PEM) to sign workload identities with, instead
+        /// of the lab's generated root (Istio's "plug-in CA"); needs --ca-key.
+        #[arg(long, requires = "ca_key")]
+        ca_cert: Option<PathBuf>,
+        /// The private key of --ca-cert (PKCS#8 PEM: ECDSA, Ed25519 or RSA).
+        #[arg(long, requires = "ca_cert")]
+        ca_key: Option<PathBuf>,
+        /// Lifetime of workload certificates (Go duration: `24h`, `5m`; at least
+        /// `1m`). Proxies renew at half of it: short values show rotation.
+        #[arg(long, default_value = "24h")]
+        workload_cert_ttl: String,
     },
     /// Remove the lab's containers and network; its state is kept unless --purge.
     Down {
@@ -113,6 +124,9 @@ enum Command {
     /// Report what Istio accepts but `istioctl analyze` flags: routes to unknown hosts,
     /// subsets or gateways, conflicting VirtualServices, … Exits 79 on an error.
     Analyze {
+        /// Files (or directories, or - for standard input) to analyse together with
+        /// what is applied, without applying them, as `istioctl analyze FILE…`.
+        files: Vec<PathBuf>,
         #[command(flatten)]
         namespace: NamespaceArg,
         /// In every namespace.
@@ -123,8 +137,9 @@ enum Command {
     ProxyStatus,
     /// Show a proxy's configuration: listeners, routes, clusters, endpoints or all.
     ProxyConfig {
-        /// `listeners`, `routes`, `clusters`, `endpoints`, `all` (with `-o json`), or
-        /// `iptables` (the traffic capture rules of the pod).
+        /// `listeners`, `routes`, `clusters`, `endpoints`, `secret` (the workload
+        /// certificate and the mesh root: validity, serial, SPIFFE ID with `-o json`),
+        /// `all` (with `-o json`), or `iptables` (the traffic capture rules of the pod).
         kind: String,
         /// The pod (`NAME`, `NAME.NAMESPACE` or `deploy/NAME`).
         pod: String,
@@ -156,6 +171,17 @@ enum Command {
         #[arg(long)]
         tail: Option<usize>,
     },
+    /// Open the dashboard in a browser (or print its address when there is none).
+    Dashboard {
+        /// Only print the address (it carries the lab's API token: keep it to yourself).
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// The guided labs: list, describe, run (self-checking) and reset.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+    },
     /// Send an HTTP request as curl does (the flags Istio's tasks use, curl's exit codes).
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Curl {
@@ -167,6 +193,41 @@ enum Command {
     Run {
         #[command(subcommand)]
         role: Role,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LabAction {
+    /// List the labs.
+    List,
+    /// Show a lab: what you will learn, each step's prose, manifests, commands and checks.
+    Describe {
+        /// The lab's name (see `meshlab lab list`).
+        name: String,
+    },
+    /// Run a lab's steps and checks; exits 1 if a check fails. The environment is
+    /// restored afterwards, so labs run in any order.
+    Run {
+        /// The lab's name.
+        name: String,
+        /// Only this step (the ones before it are applied without checks).
+        #[arg(long)]
+        step: Option<usize>,
+        /// Pause before each step; keep its changes until the lab ends.
+        #[arg(long, short = 'i')]
+        interactive: bool,
+        /// Print one machine-readable result (JSON) instead of the live report.
+        #[arg(long)]
+        json: bool,
+        /// Also write a JUnit XML report to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// Put back what an interrupted or interactive run left: the environment it
+    /// found, or else without the lab's objects.
+    Reset {
+        /// The lab's name.
+        name: String,
     },
 }
 
@@ -195,7 +256,12 @@ enum Role {
         port: Option<u16>,
     },
     /// Hold a pod's network namespace and do nothing else, until stopped.
-    Pause,
+    Pause {
+        /// Forward a Service port to the app's target port, `PORT:TARGET_PORT`
+        /// (for pods without a sidecar; see `pause.rs`).
+        #[arg(long = "forward")]
+        forwards: Vec<crate::pause::Forward>,
+    },
     /// Install a pod's traffic capture, print the rules and exit (Istio's
     /// `istio-init`; needs the NET_ADMIN capability).
     Init(InitArgs),
@@ -210,6 +276,13 @@ enum Role {
         /// Run as a gateway (Istio's `router`): no capture, no DNS proxy.
         #[arg(long)]
         router: bool,
+    },
+    /// Send a lab check's request set from this container (JSON in, JSON out).
+    #[command(hide = true)]
+    Probe {
+        /// The request set, as JSON.
+        #[arg(long)]
+        spec: String,
     },
     /// Serve the simulated internet's hosts over HTTP (80) and HTTPS (443).
     Internet {
@@ -348,11 +421,27 @@ async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
             http_port,
             dashboard_port,
             no_bookinfo,
+            ca_cert,
+            ca_key,
+            workload_cert_ttl,
         } => {
+            meshlab_control::resource::duration::Duration::parse(&workload_cert_ttl)
+                .with_context(|| format!("--workload-cert-ttl {workload_cert_ttl:?}"))?;
+            let plugged_ca = match (ca_cert, ca_key) {
+                (Some(cert), Some(key)) => Some(lab::PluggedCa {
+                    cert_pem: std::fs::read_to_string(&cert)
+                        .with_context(|| format!("cannot read --ca-cert {}", cert.display()))?,
+                    key_pem: std::fs::read_to_string(&key)
+                        .with_context(|| format!("cannot read --ca-key {}", key.display()))?,
+                }),
+                _ => None,
+            };
             let options = lab::UpOptions {
                 http_port,
                 dashboard_port,
                 no_bookinfo,
+                plugged_ca,
+                workload_cert_ttl,
             };
             lab::up(lab, &options).await?;
         }
@@ -407,11 +496,11 @@ async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
             command,
         } => {
             let docker = lab::docker().await?;
-            let client = lab::client(&docker, lab).await?;
+            let client = lab::client(&docker, lab).await.ok();
             let ns = namespace.namespace.unwrap_or_else(|| "default".to_owned());
             let name = workloads::resolve(
                 &docker,
-                Some(&client),
+                client.as_ref(),
                 lab,
                 &target,
                 &ns,
@@ -443,15 +532,21 @@ async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
             workloads::logs(&docker, &name, follow, tail).await?;
         }
         Command::Analyze {
+            files,
             namespace,
             all_namespaces,
         } => {
             let client = lab::client(&lab::docker().await?, lab).await?;
-            let mut path = format!("/api/v1/analyze?all_namespaces={all_namespaces}");
-            if let Some(ns) = namespace.namespace {
-                path.push_str(&format!("&namespace={ns}"));
-            }
-            let analysis: Analysis = client.get(&path).await?;
+            let analysis: Analysis = if files.is_empty() {
+                let mut path = format!("/api/v1/analyze?all_namespaces={all_namespaces}");
+                if let Some(ns) = namespace.namespace {
+                    path.push_str(&format!("&namespace={ns}"));
+                }
+                client.get(&path).await?
+            } else {
+                resources::analyze_files(&client, &files, namespace.namespace, all_namespaces)
+                    .await?
+            };
             println!("{}", analysis.text);
             // istioctl's exit code when analysis finds issues (ExitAnalyzerFoundIssues).
             return Ok(if analysis.errors { 79 } else { 0 });
@@ -473,9 +568,15 @@ async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
             if kind == "iptables" {
                 // What the init step installed, as it printed it (Istio: the
                 // istio-init container's log).
-                let name =
-                    workloads::resolve(&docker, Some(&client), lab, &pod, &ns, Some("istio-init"))
-                        .await?;
+                let name = workloads::resolve(
+                    &docker,
+                    Some(&client),
+                    lab,
+                    &pod,
+                    &ns,
+                    Some(meshlab_control::reconciler::INIT_CONTAINER),
+                )
+                .await?;
                 workloads::logs(&docker, &name, false, None).await?;
                 return Ok(0);
             }
@@ -497,6 +598,39 @@ async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
                 }
             }
         }
+        Command::Dashboard { no_browser } => {
+            let client = lab::client(&lab::docker().await?, lab).await?;
+            if !client.healthy().await {
+                anyhow::bail!(
+                    "the dashboard of lab {lab:?} does not answer (hint: `meshlab --name {lab} status`)"
+                );
+            }
+            dashboard::open(&client.dashboard_url(), no_browser);
+        }
+        Command::Lab { action } => match action {
+            LabAction::List => labs::list()?,
+            LabAction::Describe { name } => labs::describe(&name)?,
+            LabAction::Run {
+                name,
+                step,
+                interactive,
+                json,
+                junit,
+            } => {
+                let client = lab::client(&lab::docker().await?, lab).await?;
+                let options = labs::RunOptions {
+                    step,
+                    interactive,
+                    json,
+                    junit,
+                };
+                return labs::run(&client, &name, &options).await;
+            }
+            LabAction::Reset { name } => {
+                let client = lab::client(&lab::docker().await?, lab).await?;
+                labs::reset(&client, &name).await?;
+            }
+        },
         Command::Curl { .. } | Command::Run { .. } => {
             unreachable!("handled before the runtime starts")
         }
@@ -508,10 +642,14 @@ fn run_role(role: Role) -> anyhow::Result<u8> {
     match role {
         Role::App { app, port } => block_on(meshlab_apps::run(app, port))?
             .with_context(|| format!("{} stopped", app.name()))?,
-        Role::Pause => match meshlab_apps::sleep::main(vec!["infinity".into()]) {
-            0 => {}
-            code => anyhow::bail!("pause stopped with status {code}"),
-        },
+        Role::Probe { spec } => return labs::probe(&spec),
+        Role::Pause { forwards } if forwards.is_empty() => {
+            match meshlab_apps::sleep::main(vec!["infinity".into()]) {
+                0 => {}
+                code => anyhow::bail!("pause stopped with status {code}"),
+            }
+        }
+        Role::Pause { forwards } => block_on_one_thread(crate::pause::run(forwards))??,
         Role::Init(args) => {
             // Like istio-init, print what was installed: the pod's init log shows it.
             println!("{}", capture::install(&args.into())?);
@@ -521,7 +659,8 @@ fn run_role(role: Role) -> anyhow::Result<u8> {
         }
         Role::Control => {
             let config = meshlab_control::run::Config::from_env()?;
-            block_on(meshlab_control::run::run(config))?.context("the control plane stopped")?;
+            block_on(meshlab_control::run::run(config, meshlab_web::router()))?
+                .context("the control plane stopped")?;
         }
         Role::Internet { cert, key } => {
             let config = meshlab_apps::internet::Config::new(cert, key);
@@ -529,15 +668,30 @@ fn run_role(role: Role) -> anyhow::Result<u8> {
                 .context("the simulated internet stopped")?;
         }
         Role::Bookinfo { port, reviews } => block_on(run_bookinfo(port, &reviews))??,
-        Role::Proxy { router } => block_on(run_proxy(router))??,
+        Role::Proxy { router } => block_on_one_thread(run_proxy(router))??,
     }
     Ok(0)
 }
 
 /// Runs a long-lived role on a multi-threaded runtime, logging at info.
 fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
+    run_long_lived(tokio::runtime::Builder::new_multi_thread(), future)
+}
+
+/// Runs a proxy on one thread, as linkerd2-proxy does by default: a sidecar shares
+/// its pod's CPU with the app, and one event loop without cross-thread wake-ups and
+/// work stealing keeps the latency it adds low (Envoy's `concurrency` is 2 in
+/// Istio; meshlab's pods are small, so one is enough).
+fn block_on_one_thread<F: Future>(future: F) -> anyhow::Result<F::Output> {
+    run_long_lived(tokio::runtime::Builder::new_current_thread(), future)
+}
+
+fn run_long_lived<F: Future>(
+    mut builder: tokio::runtime::Builder,
+    future: F,
+) -> anyhow::Result<F::Output> {
     init_tracing("info");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -548,7 +702,8 @@ fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
 /// (sidecars) or from its published ports (gateways).
 async fn run_proxy(router: bool) -> anyhow::Result<()> {
     use meshlab_proxy::discovery::{ClientSettings, DiscoveryClient, default_endpoint};
-    use meshlab_proxy::{OriginalDst, ProxyOptions, Sidecar, capture, dns};
+    use meshlab_proxy::identity::{CertificateSettings, run_certificate_client};
+    use meshlab_proxy::{Identity, OriginalDst, ProxyOptions, Sidecar, capture, dns};
     use meshlab_proxy_config::{ProxyConfig, ProxyKind, ProxyNode};
 
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -569,12 +724,28 @@ async fn run_proxy(router: bool) -> anyhow::Result<()> {
     };
     let endpoint = env("MESHLAB_DISCOVERY_ADDRESS").unwrap_or_else(default_endpoint);
     let client = DiscoveryClient::new(
-        ClientSettings::new(endpoint, node.clone()),
+        ClientSettings::new(endpoint.clone(), node.clone()),
         ProxyConfig::default(),
     )?;
     let configs = client.config();
     tokio::spawn(client.run());
+    // The mesh identity: a SPIFFE certificate from the control plane's CA, for
+    // the pod's service account, proven by the pod's token.
+    let identity = env("MESHLAB_POD_TOKEN").map(|token| {
+        let identity = Identity::new(format!(
+            "spiffe://cluster.local/ns/{}/sa/{}",
+            node.namespace, node.service_account
+        ));
+        let settings = CertificateSettings {
+            endpoint: endpoint.clone(),
+            token,
+            ttl: None,
+        };
+        tokio::spawn(run_certificate_client(identity.clone(), settings));
+        identity
+    });
     let mut options = ProxyOptions::new(node);
+    options.identity = identity;
     if !router {
         options.original_dst = OriginalDst::Lookup(capture::original_destination);
         let bind = std::net::SocketAddr::from(([0, 0, 0, 0], 15053));

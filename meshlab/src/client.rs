@@ -2,7 +2,8 @@
 //!
 //! The API listens on the host's loopback at the port `meshlab up` published
 //! (`--dashboard-port`, 20001 by default); the CLI finds that port on the lab's
-//! control container, so every command works for any `--name` without flags.
+//! control container, so every command works for any `--name` without flags. Every
+//! request carries the lab's API token (`crate::token`).
 
 use std::net::SocketAddr;
 
@@ -20,6 +21,7 @@ use tokio::net::TcpStream;
 #[derive(Clone, Debug)]
 pub struct Client {
     addr: SocketAddr,
+    token: String,
 }
 
 /// An answer the API refused, with its formatted errors.
@@ -44,9 +46,18 @@ impl std::fmt::Display for Refused {
 impl std::error::Error for Refused {}
 
 impl Client {
-    /// The API at `addr`.
-    pub fn new(addr: SocketAddr) -> Self {
-        Client { addr }
+    /// The API at `addr`, with the lab's token.
+    pub fn new(addr: SocketAddr, token: String) -> Self {
+        Client { addr, token }
+    }
+
+    /// The dashboard's address, with the token the page trades for a cookie.
+    pub fn dashboard_url(&self) -> String {
+        format!(
+            "http://localhost:{}/?token={}",
+            self.addr.port(),
+            self.token
+        )
     }
 
     /// `GET path` decoded from JSON.
@@ -94,12 +105,64 @@ impl Client {
         }
     }
 
+    /// `POST path` with a JSON body, calling `on_line` with each line of the answer
+    /// as it streams in (NDJSON).
+    pub async fn post_lines<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+        mut on_line: impl FnMut(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let response = self
+            .request(Method::POST, path, Bytes::from(serde_json::to_vec(body)?))
+            .await?;
+        let status = response.status();
+        let mut body = response.into_body();
+        if !status.is_success() {
+            let bytes = body.collect().await?.to_bytes();
+            return match serde_json::from_slice::<Failure>(&bytes) {
+                Ok(failure) => Err(Refused { status, failure }.into()),
+                Err(_) => bail!(
+                    "the control plane answered {status} to {path}: {}",
+                    String::from_utf8_lossy(&bytes)
+                ),
+            };
+        }
+        let mut pending = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.context("the control plane closed the stream")?;
+            if let Ok(data) = frame.into_data() {
+                pending.extend_from_slice(&data);
+                while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    on_line(String::from_utf8_lossy(&line).trim_end())?;
+                }
+            }
+        }
+        if !pending.is_empty() {
+            on_line(String::from_utf8_lossy(&pending).trim_end())?;
+        }
+        Ok(())
+    }
+
     async fn raw(
         &self,
         method: Method,
         path: &str,
         body: Bytes,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let response = self.request(method, path, body).await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok((status, bytes))
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> anyhow::Result<http::Response<hyper::body::Incoming>> {
         let stream = TcpStream::connect(self.addr).await.with_context(|| {
             format!(
                 "cannot reach the lab's control plane at {} (hint: is the lab up? run `meshlab up`)",
@@ -114,13 +177,11 @@ impl Client {
             .uri(path)
             .header(header::HOST, self.addr.to_string())
             .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
             .body(Full::new(body))?;
-        let response = sender
+        sender
             .send_request(request)
             .await
-            .context("the control plane closed the connection")?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        Ok((status, bytes))
+            .context("the control plane closed the connection")
     }
 }

@@ -23,11 +23,14 @@ use meshlab_control_runtime::{
 use meshlab_labs::samples;
 
 use crate::client::Client;
+use crate::token;
 
 /// The label on the control container that records the host port of its API.
 pub const API_PORT_LABEL: &str = "meshlab.api-port";
 /// The label on the control container that records the ingress port on the host.
 pub const HTTP_PORT_LABEL: &str = "meshlab.http-port";
+/// The label on the control container that records the SHA-256 of its API token.
+pub const TOKEN_LABEL: &str = "meshlab.api-token-sha256";
 
 /// How long `up` waits for the control plane, then for the pods.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,6 +45,25 @@ pub struct UpOptions {
     pub dashboard_port: u16,
     /// Skip Bookinfo.
     pub no_bookinfo: bool,
+    /// The learner's own CA for workload identities.
+    pub plugged_ca: Option<PluggedCa>,
+    /// Lifetime of workload certificates (Go duration syntax).
+    pub workload_cert_ttl: String,
+}
+
+/// A CA certificate and key, PEM, given to `meshlab up`.
+#[derive(Clone)]
+pub struct PluggedCa {
+    /// The CA certificate.
+    pub cert_pem: String,
+    /// Its private key.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for PluggedCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluggedCa").finish_non_exhaustive()
+    }
 }
 
 /// Connects to Docker with the runtime's precise errors.
@@ -75,7 +97,16 @@ pub async fn client(docker: &Docker, lab: &str) -> anyhow::Result<Client> {
         .with_context(|| {
             format!("the control container of lab {lab:?} has no {API_PORT_LABEL} label")
         })?;
-    Ok(Client::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port))))
+    let Some(token) = token::read(lab)? else {
+        bail!(
+            "no API token for lab {lab:?} at {} (hint: run `meshlab --name {lab} up`, which writes it)",
+            token::path(lab)?.display()
+        );
+    };
+    Ok(Client::new(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        token,
+    ))
 }
 
 fn step(message: impl std::fmt::Display) {
@@ -90,6 +121,7 @@ pub async fn up(lab: &str, options: &UpOptions) -> anyhow::Result<()> {
     step(format_args!("Docker engine reachable at {}", docker.host()));
 
     let binary = std::env::current_exe().context("cannot find the running meshlab binary")?;
+    let images = image_lock().await?;
     let image = docker.ensure_image(&binary).await?;
     let mut changed = image.built;
     step(if image.built {
@@ -98,10 +130,16 @@ pub async fn up(lab: &str, options: &UpOptions) -> anyhow::Result<()> {
         format!("image {} reused", image.tag)
     });
 
+    let token = token::ensure(lab)?;
+    let fingerprint = token::fingerprint(&token);
     let existing = control_container(&docker, lab).await?;
-    let current = existing
-        .as_ref()
-        .filter(|c| c.state == State::Running && c.image == image.tag);
+    // A control plane that does not know this token (an older lab, or a token file
+    // removed) is replaced like one of an older binary.
+    let current = existing.as_ref().filter(|c| {
+        c.state == State::Running
+            && c.image == image.tag
+            && c.labels.get(TOKEN_LABEL) == Some(&fingerprint)
+    });
     if current.is_none() {
         // A control plane of an older binary, or stopped: replaced (its pods roll to
         // the new image once the new one runs). Its ports are this lab's own.
@@ -141,7 +179,7 @@ pub async fn up(lab: &str, options: &UpOptions) -> anyhow::Result<()> {
             control.clone()
         }
         None => {
-            start_control(&docker, lab, &image.tag, &volume, options).await?;
+            start_control(&docker, lab, &image.tag, &volume, options, &token).await?;
             changed = true;
             step(format_args!(
                 "control plane started (state in volume {volume})"
@@ -151,12 +189,14 @@ pub async fn up(lab: &str, options: &UpOptions) -> anyhow::Result<()> {
                 .context("the control container vanished right after it started")?
         }
     };
+    // The control container uses the image now: a purge leaves it.
+    drop(images);
     let api_port = control
         .labels
         .get(API_PORT_LABEL)
         .and_then(|p| p.parse().ok())
         .unwrap_or(options.dashboard_port);
-    let client = Client::new(SocketAddr::from((Ipv4Addr::LOCALHOST, api_port)));
+    let client = Client::new(SocketAddr::from((Ipv4Addr::LOCALHOST, api_port)), token);
     wait_healthy(&client).await?;
 
     let mut defaults = vec![samples::NAMESPACE_DEFAULT, samples::INGRESS_GATEWAY];
@@ -198,7 +238,7 @@ pub async fn up(lab: &str, options: &UpOptions) -> anyhow::Result<()> {
         println!("\nLab {lab:?} is already up; nothing changed.");
     }
     println!(
-        "\nDashboard and API: http://localhost:{api_port}\n\
+        "\nDashboard and API: http://localhost:{api_port} (`meshlab --name {lab} dashboard` opens it)\n\
          Ingress gateway:   http://localhost:{}/productpage (with the data plane)\n\n\
          Next:\n  meshlab --name {lab} get pods\n  \
          meshlab --name {lab} exec deploy/sleep -- curl -s http://productpage:9080/productpage\n  \
@@ -258,6 +298,7 @@ async fn start_control(
     image: &str,
     volume: &str,
     options: &UpOptions,
+    token: &str,
 ) -> anyhow::Result<()> {
     let socket = docker
         .host()
@@ -275,7 +316,30 @@ async fn start_control(
             "MESHLAB_HTTP_PORT".to_owned(),
             options.http_port.to_string(),
         ),
+        (
+            meshlab_control::auth::TOKEN_ENV.to_owned(),
+            token.to_owned(),
+        ),
+        (
+            meshlab_control::run::WORKLOAD_CERT_TTL_ENV.to_owned(),
+            options.workload_cert_ttl.clone(),
+        ),
     ];
+    if let Some(ca) = &options.plugged_ca {
+        // Copied into the state volume by the control plane when it starts.
+        spec.files = vec![
+            meshlab_control_runtime::File {
+                path: meshlab_control::run::PLUGGED_CA_CERT.to_owned(),
+                contents: ca.cert_pem.clone().into_bytes(),
+                mode: 0o644,
+            },
+            meshlab_control_runtime::File {
+                path: meshlab_control::run::PLUGGED_CA_KEY.to_owned(),
+                contents: ca.key_pem.clone().into_bytes(),
+                mode: 0o600,
+            },
+        ];
+    }
     spec.labels = BTreeMap::from([
         (labels::ROLE.to_owned(), labels::ROLE_CONTROL.to_owned()),
         (
@@ -283,6 +347,7 @@ async fn start_control(
             options.dashboard_port.to_string(),
         ),
         (HTTP_PORT_LABEL.to_owned(), options.http_port.to_string()),
+        (TOKEN_LABEL.to_owned(), token::fingerprint(token)),
     ]);
     spec.mounts = vec![
         Mount::Bind {
@@ -304,6 +369,34 @@ async fn start_control(
     let id = docker.create_container(&spec).await?;
     docker.start(&id).await?;
     Ok(())
+}
+
+/// Holds the user's image lock until dropped.
+///
+/// `down --purge` removes every meshlab image no container uses, and `up` imports
+/// an image before its control container uses it: run side by side (labs of one
+/// user, tests in parallel), a purge could remove the image in between, and two
+/// imports of one binary would move its tag under a running lab. Both take this
+/// lock (an advisory `flock` on `images.lock` in meshlab's config directory), so
+/// neither happens.
+async fn image_lock() -> anyhow::Result<std::fs::File> {
+    let dir = token::config_dir()?;
+    let path = dir.join("images.lock");
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        file.lock()
+            .with_context(|| format!("cannot lock {}", path.display()))?;
+        Ok(file)
+    })
+    .await
+    .context("the image lock task failed")?
 }
 
 async fn wait_healthy(client: &Client) -> anyhow::Result<()> {
@@ -365,7 +458,16 @@ async fn wait_pods(client: &Client) -> anyhow::Result<Vec<Pod>> {
 pub async fn down(lab: &str, purge: bool) -> anyhow::Result<()> {
     meshlab_control_runtime::validate_lab_name(lab)?;
     let docker = docker().await?;
+    let images = if purge {
+        Some(image_lock().await?)
+    } else {
+        None
+    };
     let removed = docker.remove_lab(lab, purge).await?;
+    drop(images);
+    if purge {
+        token::remove(lab)?;
+    }
     if removed.is_empty() {
         println!("lab {lab:?} has nothing to remove");
         return Ok(());

@@ -7,8 +7,12 @@
 
 mod cli;
 mod client;
+mod dashboard;
 mod lab;
+mod labs;
+mod pause;
 mod resources;
+mod token;
 mod workloads;
 
 pub use cli::main;

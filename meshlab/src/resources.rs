@@ -111,6 +111,24 @@ pub async fn apply(
     Ok(())
 }
 
+/// `meshlab analyze FILE…`: the files over what is applied, nothing applied.
+pub async fn analyze_files(
+    client: &Client,
+    paths: &[PathBuf],
+    namespace: Option<String>,
+    all_namespaces: bool,
+) -> anyhow::Result<meshlab_control::api::Analysis> {
+    let request = meshlab_control::api::AnalyzeFilesRequest {
+        manifests: read_manifests(paths)?,
+        namespace,
+        all_namespaces,
+    };
+    client
+        .post("/api/v1/analyze", &request)
+        .await
+        .map_err(refused)
+}
+
 /// `meshlab get KIND [NAME]`.
 pub async fn get(client: &Client, query: &GetQuery) -> anyhow::Result<()> {
     let mut path = format!("/api/v1/get?kind={}", encode(&query.kind));

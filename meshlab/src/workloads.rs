@@ -2,10 +2,12 @@
 //!
 //! The control plane knows which Docker container is which pod's which container;
 //! the CLI asks it, then talks to Docker directly so output streams and exit codes
-//! pass through untouched.
+//! pass through untouched. While the control plane is away, the containers' own
+//! labels say the same for running pods.
 
 use anyhow::{Context, bail};
 use meshlab_control::pod::Pod;
+use meshlab_control::reconciler::{INIT_CONTAINER, POD_SANDBOX, PROXY_CONTAINER};
 use meshlab_control_runtime::{Docker, ExecSpec, labels};
 
 use crate::client::Client;
@@ -31,7 +33,9 @@ pub async fn resolve(
             format!("lab {lab:?} has no {target} container (hint: run `meshlab up`)")
         });
     }
-    let client = client.context("the lab's control plane is needed to find pods")?;
+    let Some(client) = client else {
+        return resolve_by_labels(docker, lab, target, namespace, container).await;
+    };
     let pods: Vec<Pod> = client.get("/api/v1/pods").await?;
     let in_namespace = pods.iter().filter(|p| p.namespace == namespace);
     let (kind, name) = target.split_once('/').unwrap_or(("pod", target));
@@ -56,7 +60,7 @@ pub async fn resolve(
     };
     // The init step has finished and is not listed among the pod's containers, but
     // its log (the capture rules it installed) stays readable, as with kubectl.
-    if container == Some("istio-init") {
+    if container == Some(INIT_CONTAINER) {
         return Ok(meshlab_control_runtime::lab::container_name(
             lab,
             &format!("{}-{}-istio-init", pod.namespace, pod.name),
@@ -80,7 +84,7 @@ pub async fn resolve(
         None => pod
             .containers
             .iter()
-            .find(|c| c.name != "istio-proxy")
+            .find(|c| c.name != PROXY_CONTAINER)
             .or_else(|| pod.containers.first())
             .with_context(|| format!("pod {} has no containers ({})", pod.name, pod.status))?,
     };
@@ -92,6 +96,59 @@ pub async fn resolve(
         );
     }
     Ok(chosen.docker_name.clone())
+}
+
+/// [`resolve`] while the control plane is away: the pod's containers carry its
+/// namespace, name, deployment and container name as labels, so `exec` and `logs`
+/// keep working — as `kubectl exec` does while istiod is down.
+async fn resolve_by_labels(
+    docker: &Docker,
+    lab: &str,
+    target: &str,
+    namespace: &str,
+    container: Option<&str>,
+) -> anyhow::Result<String> {
+    let (kind, name) = target.split_once('/').unwrap_or(("pod", target));
+    let owner = match kind {
+        "deploy" | "deployment" | "deployments" | "deployment.apps" => labels::DEPLOYMENT,
+        "pod" | "pods" | "po" => labels::POD,
+        _ => bail!("cannot find {target:?} (hint: name a pod, pod/NAME or deploy/NAME)"),
+    };
+    let found = docker
+        .list(
+            lab,
+            &[
+                (labels::ROLE, labels::ROLE_POD),
+                (labels::NAMESPACE, namespace),
+                (owner, name),
+            ],
+        )
+        .await?;
+    let running = |c: &&meshlab_control_runtime::ContainerSummary| {
+        c.state == meshlab_control_runtime::State::Running
+    };
+    let named = |wanted: &str| {
+        found
+            .iter()
+            .filter(running)
+            .find(|c| c.labels.get(labels::CONTAINER).map(String::as_str) == Some(wanted))
+    };
+    let chosen = match container {
+        Some(wanted) => named(wanted),
+        // The app: neither the sidecar nor the pod's own sandbox and init step.
+        None => found.iter().filter(running).find(|c| {
+            c.labels.get(labels::CONTAINER).is_some_and(|name| {
+                ![PROXY_CONTAINER, INIT_CONTAINER, POD_SANDBOX].contains(&name.as_str())
+            })
+        }),
+    };
+    chosen.map(|c| c.name.clone()).with_context(|| {
+        format!(
+            "no running container for {target:?} in namespace {namespace:?}; the control plane \
+             of lab {lab:?} is not answering, so only running containers can be found \
+             (hint: `meshlab --name {lab} status`, or `meshlab --name {lab} up`)"
+        )
+    })
 }
 
 /// A pod's name and namespace from `NAME`, `NAME.NAMESPACE` or `deploy/NAME`, as

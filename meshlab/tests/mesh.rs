@@ -170,6 +170,24 @@ fn istios_traffic_tasks_behave_as_documented() {
         analysis.contains("No validation issues found"),
         "{analysis}"
     );
+    // A file analysed before it is applied (istioctl analyze FILE): a subset no
+    // DestinationRule defines, reported at its line, with istioctl's exit code.
+    let file = std::env::temp_dir().join(format!("meshlab-v9-{}.yaml", std::process::id()));
+    std::fs::write(
+        &file,
+        REVIEWS_TEST_V2.replacen("subset: v2", "subset: v9", 1),
+    )
+    .unwrap();
+    let out = lab.run(&["analyze", &file.to_string_lossy()]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(79), "{report}");
+    assert!(
+        report.contains("Error [IST0101] (VirtualService default/reviews ")
+            && report.contains("reviews+v9"),
+        "{report}"
+    );
+    let _ = std::fs::remove_file(&file);
+    assert!(lab.ok(&["analyze"]).contains("No validation issues found"));
     eventually("jason sees stars", || {
         let page = lab.gateway("/productpage", &["-b", &jar]).1;
         if page.contains(STAR) && page.contains("text-black-500") {
@@ -642,5 +660,27 @@ fn circuit_breaking_trips_fortios_load_as_the_task_shows() {
             "cluster.outbound|8000||httpbin.default.svc.cluster.local.upstream_rq_pending_overflow:"
         )),
         "{stats}"
+    );
+
+    // httpbin's sidecar knows who called (metadata exchange) and reports it.
+    let metrics = lab.ok(&[
+        "exec",
+        "deploy/httpbin",
+        "-c",
+        "istio-proxy",
+        "--",
+        "curl",
+        "-s",
+        "localhost:15000/stats/prometheus",
+    ]);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("istio_requests_total{")
+                && l.contains("reporter=\"destination\"")
+                && l.contains("source_workload=\"fortio-deploy\"")
+                && l.contains("source_app=\"fortio\"")
+                && l.contains("destination_app=\"httpbin\"")),
+        "{metrics}"
     );
 }

@@ -10,6 +10,11 @@
 //! open-loop loads at `rps` each, at the same time: direct to the upstream, and
 //! through both proxies. Latency is measured from each request's scheduled start
 //! (no coordinated omission).
+//!
+//! `BENCH_MTLS=on` makes the two proxies speak mesh mTLS (ISTIO_MUTUAL, SPIFFE
+//! certificates from a CA generated for the run); `BENCH_NEW_CONNECTIONS=on` makes
+//! every request open a new proxy-to-proxy connection (`maxRequestsPerConnection:
+//! 1`), so CPU per request is the cost of a new (mTLS) connection.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -27,16 +32,18 @@ use meshlab_proxy_config::route::{
     RouteConfiguration, RouteMatch, VirtualHost,
 };
 use meshlab_proxy_config::{
-    ChainMatch, Cluster, ClusterLoadAssignment, Endpoint, EndpointAddress, FilterChain,
-    HttpConnectionManager, Listener, NetworkFilter, ProxyConfig, ProxyKind, ProxyNode,
-    TrafficDirection,
+    ChainMatch, Cluster, ClusterLoadAssignment, DownstreamTls, Endpoint, EndpointAddress,
+    FilterChain, HttpConnectionManager, Listener, NetworkFilter, ProxyConfig, ProxyKind, ProxyNode,
+    TlsMode, TrafficDirection, UpstreamTls,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, watch};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let current = std::env::var("BENCH_PROXY_RUNTIME").as_deref() == Ok("current")
+    // Proxies run on one thread, as `meshlab run proxy` runs them;
+    // `BENCH_PROXY_RUNTIME=multi` compares with a multi-threaded runtime.
+    let current = std::env::var("BENCH_PROXY_RUNTIME").as_deref() != Ok("multi")
         && args.get(1).map(String::as_str) == Some("proxy");
     let runtime = if current {
         tokio::runtime::Builder::new_current_thread()
@@ -118,6 +125,7 @@ fn config(
                 filter: NetworkFilter::HttpConnectionManager(HttpConnectionManager {
                     stat_prefix: "main".to_owned(),
                     route_config_name: route_name.clone(),
+                    authorization: None,
                 }),
                 tls: None,
             }),
@@ -155,9 +163,29 @@ fn config(
             ignore_port_in_host_matching: false,
         },
     );
-    config
-        .clusters
-        .insert(cluster.to_owned(), Cluster::new(cluster));
+    let mut upstream = Cluster::new(cluster);
+    if direction == TrafficDirection::Outbound {
+        if std::env::var_os("BENCH_MTLS_DIR").is_some() {
+            upstream.tls = Some(UpstreamTls {
+                mode: TlsMode::IstioMutual,
+                sni: Some("outbound_.8080_._.svc.default.svc.cluster.local".to_owned()),
+                subject_alt_names: vec![spiffe("server")],
+                auto_mtls: false,
+            });
+        }
+        if std::env::var("BENCH_NEW_CONNECTIONS").as_deref() == Ok("on") {
+            upstream.circuit_breakers.max_requests_per_connection = Some(1);
+        }
+    } else if std::env::var_os("BENCH_MTLS_DIR").is_some()
+        && let Some(listener) = config.listeners.get_mut("main")
+        && let Some(chain) = &mut listener.default_filter_chain
+    {
+        chain.tls = Some(DownstreamTls {
+            certificate: "default".to_owned(),
+            require_client_certificate: true,
+        });
+    }
+    config.clusters.insert(cluster.to_owned(), upstream);
     config.endpoints.insert(
         cluster.to_owned(),
         ClusterLoadAssignment {
@@ -200,6 +228,19 @@ async fn proxy(kind: &str, listen: u16, target: SocketAddr, admin: u16, log: &st
     } else {
         (TrafficDirection::Inbound, "inbound|8080||")
     };
+    if let Some(dir) = std::env::var_os("BENCH_MTLS_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+        let identity = meshlab_proxy::Identity::new(spiffe(kind));
+        identity
+            .install(
+                &String::from_utf8(read(&format!("{kind}.pem"))).unwrap(),
+                read(&format!("{kind}.key")),
+                &String::from_utf8(read("root.pem")).unwrap(),
+            )
+            .unwrap();
+        options.identity = Some(identity);
+    }
     let (configs, receiver) = watch::channel(Arc::new(ProxyConfig::default()));
     let running = tokio::spawn(meshlab_proxy::run(options, receiver));
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -263,8 +304,45 @@ async fn wait_ready(admin: u16) {
     panic!("proxy on admin {admin} never ready");
 }
 
+fn spiffe(kind: &str) -> String {
+    format!("spiffe://cluster.local/ns/default/sa/{kind}")
+}
+
+/// A CA and certificates for the client and server proxies, in a scratch directory.
+fn mesh_certificates() -> std::path::PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    let dir = std::env::temp_dir().join(format!("meshlab-bench-mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::default();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let root = ca.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("root.pem"), root.pem()).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    for kind in ["client", "server"] {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = vec![SanType::URI(spiffe(kind).try_into().unwrap())];
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.join(format!("{kind}.pem")), cert.pem() + &root.pem()).unwrap();
+        std::fs::write(dir.join(format!("{kind}.key")), key.serialize_der()).unwrap();
+    }
+    dir
+}
+
 async fn run(rps: u64, secs: u64, log: &str) {
     let exe = std::env::current_exe().unwrap();
+    let mtls = (std::env::var("BENCH_MTLS").as_deref() == Ok("on")).then(mesh_certificates);
+    if let Some(dir) = &mtls {
+        println!(
+            "mesh mTLS between the proxies (certificates in {})",
+            dir.display()
+        );
+    }
+    let mtls_env: Vec<(&str, std::ffi::OsString)> = mtls
+        .iter()
+        .map(|dir| ("BENCH_MTLS_DIR", dir.as_os_str().to_owned()))
+        .collect();
     let (up, a, b, admin_a, admin_b) = (
         free_port().await,
         free_port().await,
@@ -296,6 +374,7 @@ async fn run(rps: u64, secs: u64, log: &str) {
             &admin_b.to_string(),
             log,
         ])
+        .envs(mtls_env.clone())
         .stdout(stdio())
         .kill_on_drop(true)
         .spawn()
@@ -309,6 +388,7 @@ async fn run(rps: u64, secs: u64, log: &str) {
             &admin_a.to_string(),
             log,
         ])
+        .envs(mtls_env)
         .stdout(stdio())
         .kill_on_drop(true)
         .spawn()

@@ -17,7 +17,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -74,7 +73,7 @@ pub(crate) fn answer(
 ) -> Response<ProxyBody> {
     let path = request.uri().path();
     let query = request.uri().query().unwrap_or_default();
-    let ready = shared.ready.load(Relaxed);
+    let ready = shared.is_ready();
     match (surface, path) {
         (Surface::Admin, "/ready") => {
             if ready {

@@ -51,6 +51,8 @@ pub(crate) struct ClusterContext {
     pub(crate) dns_refresh: Duration,
     /// The proxy's own workload, for metric labels.
     pub(crate) me: Peer,
+    /// The proxy's mesh identity (ISTIO_MUTUAL).
+    pub(crate) identity: Option<Arc<crate::identity::Identity>>,
 }
 
 /// Every cluster of one configuration.
@@ -111,6 +113,9 @@ pub(crate) struct Host {
     pub(crate) addr: SocketAddr,
     /// The DNS name it was resolved from (default SNI for TLS origination).
     pub(crate) hostname: Option<Arc<str>>,
+    /// Whether it runs a sidecar that takes mesh mTLS (auto mTLS sends plaintext
+    /// otherwise).
+    pub(crate) mtls_capable: bool,
     weight: u32,
     pub(crate) labels: Arc<MetricLabels>,
     pub(crate) stats: Arc<HostStats>,
@@ -138,6 +143,7 @@ pub(crate) struct PickRequest<'a> {
 struct Wanted {
     addr: SocketAddr,
     hostname: Option<Arc<str>>,
+    mtls_capable: bool,
     weight: u32,
     labels: BTreeMap<String, String>,
 }
@@ -222,14 +228,16 @@ impl ClusterState {
         };
         let transport = match &def.tls {
             None => Transport::Plain,
-            Some(tls) => match Origination::new(tls, def.http2, &ctx.roots) {
-                Ok(None) => Transport::Plain,
-                Ok(Some(origination)) => Transport::Tls(origination),
-                Err(reason) => {
-                    tracing::warn!(cluster = name, %reason, "cluster cannot originate TLS; its connections will fail");
-                    Transport::Unsupported(reason)
+            Some(tls) => {
+                match Origination::new(tls, def.http2, &ctx.roots, ctx.identity.as_ref()) {
+                    Ok(None) => Transport::Plain,
+                    Ok(Some(origination)) => Transport::Tls(origination),
+                    Err(reason) => {
+                        tracing::warn!(cluster = name, %reason, "cluster cannot originate TLS; its connections will fail");
+                        Transport::Unsupported(reason)
+                    }
                 }
-            },
+            }
         };
         let needs_dns = matches!(
             def.discovery,
@@ -284,6 +292,7 @@ impl ClusterState {
                 EndpointAddress::Socket(addr) => Some(Wanted {
                     addr: *addr,
                     hostname: None,
+                    mtls_capable: endpoint.has_sidecar,
                     weight: endpoint.weight,
                     labels: endpoint.labels.clone(),
                 }),
@@ -301,12 +310,17 @@ impl ClusterState {
             .map(|wanted| {
                 old.hosts
                     .iter()
-                    .find(|host| host.addr == wanted.addr && host.weight == wanted.weight.max(1))
+                    .find(|host| {
+                        host.addr == wanted.addr
+                            && host.weight == wanted.weight.max(1)
+                            && host.mtls_capable == wanted.mtls_capable
+                    })
                     .cloned()
                     .unwrap_or_else(|| {
                         self.new_host(
                             wanted.addr,
                             wanted.hostname,
+                            wanted.mtls_capable,
                             wanted.weight,
                             Some(&wanted.labels),
                         )
@@ -323,12 +337,14 @@ impl ClusterState {
         &self,
         addr: SocketAddr,
         hostname: Option<Arc<str>>,
+        mtls_capable: bool,
         weight: u32,
         labels: Option<&BTreeMap<String, String>>,
     ) -> Arc<Host> {
         Arc::new(Host {
             addr,
             hostname,
+            mtls_capable,
             weight: weight.max(1),
             labels: labels_for(&self.ctx, &self.name, labels, Some(addr)),
             stats: Arc::default(),
@@ -401,7 +417,7 @@ impl ClusterState {
         if original.len() >= MAX_ORIGINAL_DST_HOSTS {
             original.retain(|_, host| Arc::strong_count(host) > 1);
         }
-        let host = self.new_host(addr, None, 1, None);
+        let host = self.new_host(addr, None, false, 1, None);
         original.insert(addr, host.clone());
         host
     }
@@ -538,6 +554,7 @@ impl ClusterState {
                 EndpointAddress::Socket(addr) => wanted.push(Wanted {
                     addr: *addr,
                     hostname: None,
+                    mtls_capable: endpoint.has_sidecar,
                     weight: endpoint.weight,
                     labels: endpoint.labels.clone(),
                 }),
@@ -545,6 +562,7 @@ impl ClusterState {
                     let resolved = |addr| Wanted {
                         addr,
                         hostname: Some(host.as_str().into()),
+                        mtls_capable: endpoint.has_sidecar,
                         weight: endpoint.weight,
                         labels: endpoint.labels.clone(),
                     };
@@ -606,7 +624,8 @@ fn has_dns_names(assignment: Option<&ClusterLoadAssignment>) -> bool {
 /// given). Istio's cluster names say the direction and the service:
 /// `outbound|9080|v1|reviews.default.svc.cluster.local`,
 /// `inbound|9080||`. Inbound requests are reported by the destination, whose
-/// workload is this proxy's; outbound ones by the source.
+/// workload is this proxy's, with an unknown client that each request's own
+/// replaces ([`Stats::with_source`]); outbound ones by the source.
 fn labels_for(
     ctx: &ClusterContext,
     cluster: &str,

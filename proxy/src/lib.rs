@@ -33,14 +33,18 @@ pub mod capture;
 
 pub mod access_log;
 mod admin;
+mod authz;
 mod balancer;
 mod body;
 mod cluster;
 pub mod discovery;
 pub mod dns;
 mod http;
+pub mod identity;
+mod jwt;
 pub mod listener;
 mod outlier;
+mod peer;
 mod pool;
 pub mod sidecar;
 mod stats;
@@ -48,5 +52,6 @@ mod tcp;
 mod tls;
 
 pub use access_log::AccessLogSink;
+pub use identity::Identity;
 pub use listener::OriginalDst;
 pub use sidecar::{ProxyError, ProxyOptions, Sidecar, run};

@@ -257,12 +257,136 @@ async fn handle_connection(
         tracing::debug!(listener = %name, %destination, "no filter chain matches; closing");
         return;
     };
-    if chain.tls.is_some() {
-        tracing::warn!(listener = %name, chain = %chain.name, "terminating TLS (mTLS) is not supported yet; closing");
-        return;
-    }
     let server_name: Option<Arc<str>> = server_name.map(Into::into);
     let direction = listener.direction;
+    let chain = chain.clone();
+    drop(snapshot);
+    if chain.tls.is_none() {
+        let accepted = Accepted {
+            listener: name,
+            direction,
+            destination,
+            remote,
+            server_name,
+        };
+        serve_chain(stream, &chain, accepted, None, &shared).await;
+        return;
+    }
+    // mTLS (PeerAuthentication STRICT, or PERMISSIVE's `tls` chain). Plaintext is
+    // reset before any TLS record is sent back, as Envoy finds no chain for it: a
+    // plaintext client sees a reset (curl: `000`, exit 56), not a TLS alert.
+    if transport != "tls" {
+        tracing::debug!(listener = %name, %remote, %destination, "plaintext on an mTLS-only port; resetting");
+        reset(&stream);
+        return;
+    }
+    let Some(identity) = shared.identity.clone() else {
+        tracing::warn!(listener = %name, chain = %chain.name, "mTLS chain on a proxy without a mesh identity; resetting");
+        reset(&stream);
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config());
+    let socket = match stream.into_std() {
+        Ok(socket) => socket,
+        Err(err) => {
+            tracing::debug!(%err, "cannot take the socket back for a reset");
+            return;
+        }
+    };
+    let Ok(stream) = socket.try_clone().and_then(TcpStream::from_std) else {
+        return;
+    };
+    match acceptor.accept(stream).await {
+        Ok(tls) => {
+            let peer = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .map(|leaf| {
+                    (
+                        crate::identity::read_cert(leaf),
+                        crate::identity::cert_hash(leaf),
+                    )
+                });
+            let (principal, details) = match peer {
+                Some((Some(cert), hash)) => {
+                    let uri = cert.spiffe_id.unwrap_or_default();
+                    let details = format!(
+                        "By={};Hash={hash};Subject=\"\";URI={uri}",
+                        identity.spiffe_id()
+                    );
+                    (Some(Arc::<str>::from(uri)), Some(Arc::<str>::from(details)))
+                }
+                _ => (None, None),
+            };
+            drop(socket);
+            let peer = Peer {
+                principal,
+                client_cert_details: details,
+            };
+            let accepted = Accepted {
+                listener: name,
+                direction,
+                destination,
+                remote,
+                server_name,
+            };
+            serve_chain(tls, &chain, accepted, Some(peer), &shared).await;
+        }
+        Err(err) => {
+            // Plaintext on an mTLS-only port (STRICT), or a certificate the mesh
+            // does not trust: reset, as Envoy does (curl: exit 56).
+            tracing::warn!(listener = %name, %remote, %destination, %err, "mTLS handshake failed; resetting the connection");
+            if let Ok(stream) = TcpStream::from_std(socket) {
+                reset(&stream);
+            }
+        }
+    }
+}
+
+/// What an mTLS handshake says about the client.
+struct Peer {
+    principal: Option<Arc<str>>,
+    client_cert_details: Option<Arc<str>>,
+}
+
+/// Makes the close of `stream` a reset (RST) rather than an orderly FIN.
+fn reset(stream: &TcpStream) {
+    let _ = stream.set_zero_linger();
+}
+
+/// One accepted connection's facts, gathered by the listener.
+struct Accepted {
+    /// The listener's name.
+    listener: Arc<str>,
+    direction: meshlab_proxy_config::TrafficDirection,
+    /// Where the client connected to (the original destination when captured).
+    destination: SocketAddr,
+    remote: SocketAddr,
+    /// The SNI of a TLS ClientHello, if the listener looked.
+    server_name: Option<Arc<str>>,
+}
+
+/// Runs `chain`'s filter on `stream`.
+async fn serve_chain<S>(
+    stream: S,
+    chain: &meshlab_proxy_config::FilterChain,
+    accepted: Accepted,
+    peer: Option<Peer>,
+    shared: &Arc<Shared>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Accepted {
+        listener,
+        direction,
+        destination,
+        remote,
+        server_name,
+    } = accepted;
+    let (peer_principal, client_cert_details) =
+        peer.map_or((None, None), |p| (p.principal, p.client_cert_details));
     match &chain.filter {
         NetworkFilter::HttpConnectionManager(hcm) => {
             let conn = HttpConn {
@@ -273,20 +397,27 @@ async fn handle_connection(
                 local: destination,
                 remote,
                 server_name,
+                peer_principal,
+                client_cert_details,
+                // Outbound connection managers carry no authorization.
+                filter_chain: (direction != meshlab_proxy_config::TrafficDirection::Outbound)
+                    .then(|| (listener, chain.name.clone())),
             };
-            drop(snapshot);
             http::serve(stream, conn).await;
         }
         NetworkFilter::TcpProxy(proxy) => {
             let conn = TcpConn {
                 shared: shared.clone(),
-                cluster: proxy.cluster.clone(),
+                cluster: proxy
+                    .pick(http::spread_draw(proxy.total_weight()))
+                    .to_owned(),
                 stats: shared.stats.prefix(false, &proxy.stat_prefix),
                 local: destination,
                 remote,
                 server_name,
+                peer_principal,
+                authorization: proxy.authorization.clone().map(Arc::new),
             };
-            drop(snapshot);
             tcp::proxy(stream, conn).await;
         }
     }
@@ -302,8 +433,13 @@ fn needs_inspection(listener: &Listener, destination: SocketAddr) -> bool {
             .is_none_or(|port| port == destination.port())
             && (matcher.destination_ips.is_empty()
                 || matcher.destination_ips.contains(&destination.ip()))
-            && (!matcher.server_names.is_empty() || matcher.transport_protocol.is_some())
-    })
+            && (!matcher.server_names.is_empty()
+                || matcher.transport_protocol.is_some()
+                || chain.tls.is_some())
+    }) || listener
+        .default_filter_chain
+        .as_ref()
+        .is_some_and(|chain| chain.tls.is_some())
 }
 
 /// Looks at the first bytes of `stream` without consuming them.

@@ -261,6 +261,7 @@ impl ClusterState {
         })?;
         let io = match &self.transport {
             Transport::Plain => UpstreamIo::Plain(tcp),
+            Transport::Tls(origination) if origination.plaintext_to(host) => UpstreamIo::Plain(tcp),
             Transport::Tls(origination) => {
                 let tls = tokio::time::timeout_at(
                     deadline,

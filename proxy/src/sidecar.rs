@@ -27,7 +27,9 @@ use tokio::sync::watch;
 use crate::access_log::{AccessLog, AccessLogSink};
 use crate::admin::{self, Surface};
 use crate::cluster::{ClusterContext, ClusterManager};
+use crate::identity::Identity;
 use crate::listener::{Listeners, OriginalDst, Task};
+use crate::peer::PeerMetadata;
 use crate::stats::{MetricLabels, Peer, Reporter, ServiceNames, Stats};
 use crate::tls::Roots;
 
@@ -55,6 +57,9 @@ pub struct ProxyOptions {
     /// on them; `None` waits as long as it takes (Istio's default
     /// `protocolDetectionTimeout: 0s`).
     pub protocol_detection_timeout: Option<Duration>,
+    /// The proxy's mesh identity, for mTLS; `None` for a proxy without a pod token
+    /// (then ISTIO_MUTUAL clusters and mTLS filter chains fail their connections).
+    pub identity: Option<Arc<Identity>>,
 }
 
 /// Why a proxy could not start.
@@ -100,6 +105,18 @@ pub(crate) struct Shared {
     pub(crate) http_server: auto::Builder<TokioExecutor>,
     /// Whether a configuration has been applied.
     pub(crate) ready: AtomicBool,
+    /// The mesh identity, when the proxy has one.
+    pub(crate) identity: Option<Arc<Identity>>,
+    /// The metadata-exchange headers sent to endpoints with a sidecar.
+    pub(crate) peer_metadata: PeerMetadata,
+}
+
+impl Shared {
+    /// Ready to serve: configured, and certified if it has an identity (Envoy
+    /// waits for its SDS secrets the same way).
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Relaxed) && self.identity.as_ref().is_none_or(|i| i.is_ready())
+    }
 }
 
 /// One applied configuration: what requests read.
@@ -125,6 +142,7 @@ impl ProxyOptions {
             ca_bundle: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
             dns_refresh: Duration::from_secs(60),
             protocol_detection_timeout: None,
+            identity: None,
         }
     }
 }
@@ -148,6 +166,7 @@ impl Sidecar {
 
         let stats = Arc::new(Stats::default());
         let me = Peer::of_node(&options.node);
+        let peer_metadata = PeerMetadata::new(&options.node, &me);
         let unknown_labels = stats.labels(
             Reporter::Source,
             &me,
@@ -159,6 +178,7 @@ impl Sidecar {
             roots: Roots::new(options.ca_bundle),
             dns_refresh: options.dns_refresh,
             me,
+            identity: options.identity.clone(),
         });
         let (snapshots, snapshot) = watch::channel(Arc::new(Snapshot::default()));
         let mut http_server = auto::Builder::new(TokioExecutor::new());
@@ -178,6 +198,8 @@ impl Sidecar {
             unknown_labels,
             http_server,
             ready: AtomicBool::new(false),
+            identity: options.identity,
+            peer_metadata,
         });
 
         let (bound_tx, bound) = watch::channel(BTreeMap::new());

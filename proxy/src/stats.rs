@@ -18,6 +18,10 @@
 //!   `istio_request_duration_milliseconds`, `istio_request_bytes`,
 //!   `istio_response_bytes` and the `istio_tcp_*` family, labelled with Istio's
 //!   standard labels (`reporter`, `source_workload`, `destination_service`, …).
+//!   A sidecar reporting an inbound request as the destination learns the
+//!   client's `source_*` labels from metadata exchange (`crate::peer`) and its
+//!   `source_principal` from the mTLS peer certificate; without either they say
+//!   `unknown`, as Istio's do.
 //!   Histograms use Envoy's default buckets (Istio sets none unless the pod is
 //!   annotated with `sidecar.istio.io/statsHistogramBuckets`). Cluster statistics
 //!   are exported there too, as Envoy's tag extraction names them
@@ -35,6 +39,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use std::ops::Range;
+
+use http::HeaderValue;
 use meshlab_proxy_config::ProxyNode;
 use meshlab_proxy_route::ResponseFlags;
 use tokio::sync::Notify;
@@ -55,6 +62,7 @@ pub(crate) struct Stats {
     clusters: Mutex<HashMap<String, Arc<ClusterStats>>>,
     prefixes: Mutex<BTreeMap<String, Arc<PrefixStats>>>,
     labels: Mutex<HashMap<Arc<str>, Arc<MetricLabels>>>,
+    sourced: Mutex<HashMap<SourcedKey, Arc<MetricLabels>>>,
     http: Mutex<HashMap<HttpKey, HttpSeries>>,
     tcp: Mutex<HashMap<TcpKey, TcpSeries>>,
 }
@@ -66,9 +74,32 @@ pub(crate) struct MetricLabels {
     /// `reporter="source",source_workload="…",…,destination_service_namespace="…"`.
     text: Arc<str>,
     /// `connection_security_policy`: `unknown` when reporting as the source, `none`
-    /// for plaintext received as the destination (`mutual_tls` comes with mTLS).
+    /// for plaintext received as the destination, `mutual_tls` for mTLS.
     security: &'static str,
+    /// Who reports, and where the `source_*` labels are in `text`, so that a
+    /// request's own source ([`Stats::with_source`]) can replace them.
+    reporter: Reporter,
+    source: Range<usize>,
 }
+
+/// What an inbound request says about its client: the `x-envoy-peer-metadata`
+/// its sidecar sent and the verified mTLS principal.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Source {
+    pub(crate) metadata: Option<HeaderValue>,
+    pub(crate) principal: Option<Arc<str>>,
+}
+
+/// A label set as reported for one [`Source`], compared by the base set's address.
+#[derive(Debug)]
+struct SourcedKey {
+    base: Arc<MetricLabels>,
+    source: Source,
+}
+
+/// Most label sets [`Stats::with_source`] remembers before starting over: the
+/// metadata comes from clients, so its variety is not the proxy's to bound.
+const MAX_SOURCED: usize = 1024;
 
 /// Who is at one end of a request, as Istio's metric labels describe a peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -313,9 +344,16 @@ impl Stats {
             ("destination_service_name", &service.name),
             ("destination_service_namespace", &service.namespace),
         ];
+        let mut source = 0..0;
         for (i, (name, value)) in pairs.iter().enumerate() {
             if i > 0 {
                 text.push(',');
+            }
+            if i == 1 {
+                source.start = text.len();
+            }
+            if i == 8 {
+                source.end = text.len();
             }
             push_label(&mut text, name, value);
         }
@@ -323,10 +361,89 @@ impl Stats {
             Reporter::Source => "unknown",
             Reporter::Destination => "none",
         };
+        self.intern(text, security, reporter, source)
+    }
+
+    /// The label set `base` (reported as the destination) with the `source_*`
+    /// labels of the request's client; `base` itself when the client is unknown or
+    /// the set is reported as the source. The client's principal makes the
+    /// request's `connection_security_policy` `mutual_tls`. Remembered per base and
+    /// source, so a request costs a map lookup, not a formatting.
+    pub(crate) fn with_source(
+        &self,
+        base: &Arc<MetricLabels>,
+        source: &Source,
+    ) -> Arc<MetricLabels> {
+        if base.reporter != Reporter::Destination
+            || (source.metadata.is_none() && source.principal.is_none())
+        {
+            return base.clone();
+        }
+        let key = SourcedKey {
+            base: base.clone(),
+            source: source.clone(),
+        };
+        if let Some(labels) = lock(&self.sourced).get(&key) {
+            return labels.clone();
+        }
+        let mut peer = source
+            .metadata
+            .as_ref()
+            .and_then(crate::peer::decode)
+            .unwrap_or_else(Peer::unknown);
+        if let Some(principal) = &source.principal {
+            principal.as_ref().clone_into(&mut peer.principal);
+        }
+        let pairs = [
+            ("source_workload", &peer.workload),
+            ("source_canonical_service", &peer.canonical_service),
+            ("source_canonical_revision", &peer.canonical_revision),
+            ("source_workload_namespace", &peer.namespace),
+            ("source_principal", &peer.principal),
+            ("source_app", &peer.app),
+            ("source_version", &peer.version),
+        ];
+        let mut text = String::with_capacity(base.text.len() + 128);
+        text.push_str(&base.text[..base.source.start]);
+        for (name, value) in pairs {
+            push_label(&mut text, name, value);
+            text.push(',');
+        }
+        let range = base.source.start..text.len();
+        text.push_str(&base.text[base.source.end..]);
+        let security = if source.principal.is_some() {
+            "mutual_tls"
+        } else {
+            base.security
+        };
+        let labels = self.intern(text, security, Reporter::Destination, range);
+        let mut sourced = lock(&self.sourced);
+        if sourced.len() >= MAX_SOURCED {
+            sourced.clear();
+        }
+        sourced.insert(key, labels.clone());
+        labels
+    }
+
+    /// The one shared copy of a label set.
+    fn intern(
+        &self,
+        text: String,
+        security: &'static str,
+        reporter: Reporter,
+        source: Range<usize>,
+    ) -> Arc<MetricLabels> {
         let text: Arc<str> = text.into();
         lock(&self.labels)
             .entry(text.clone())
-            .or_insert_with(|| Arc::new(MetricLabels { text, security }))
+            .or_insert_with(|| {
+                Arc::new(MetricLabels {
+                    text,
+                    security,
+                    reporter,
+                    source,
+                })
+            })
             .clone()
     }
 
@@ -530,6 +647,23 @@ fn push_label(out: &mut String, name: &str, value: &str) {
 impl PartialEq for MetricLabels {
     fn eq(&self, other: &Self) -> bool {
         self.text == other.text
+    }
+}
+
+// === impl SourcedKey ===
+
+impl PartialEq for SourcedKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.base, &other.base) && self.source == other.source
+    }
+}
+
+impl Eq for SourcedKey {}
+
+impl Hash for SourcedKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.base).hash(state);
+        self.source.hash(state);
     }
 }
 

@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
+use meshlab_proxy_config::Authorization;
 use meshlab_proxy_route::{ResponseFlag, ResponseFlags};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::access_log::Entry;
@@ -43,6 +43,10 @@ pub(crate) struct TcpConn {
     pub(crate) local: SocketAddr,
     pub(crate) remote: SocketAddr,
     pub(crate) server_name: Option<Arc<str>>,
+    /// The verified peer SPIFFE URI when the connection is mTLS.
+    pub(crate) peer_principal: Option<Arc<str>>,
+    /// Connection-level RBAC (Envoy's network `rbac` filter), inbound only.
+    pub(crate) authorization: Option<Arc<Authorization>>,
 }
 
 /// A stream that counts the bytes read from and written to it.
@@ -53,7 +57,10 @@ struct Counted<S> {
 }
 
 /// Proxies `downstream` as `conn` says, until both directions are done.
-pub(crate) async fn proxy(downstream: TcpStream, conn: TcpConn) {
+pub(crate) async fn proxy<S>(downstream: S, conn: TcpConn)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let start = Instant::now();
     conn.stats.downstream_cx_total.inc();
     conn.stats.downstream_cx_active.inc();
@@ -102,12 +109,26 @@ pub(crate) async fn proxy(downstream: TcpStream, conn: TcpConn) {
 
 /// Connects and copies; fills in `entry` and `labels`. Returns whether the
 /// connection was counted as opened.
-async fn run(
+async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
     conn: &TcpConn,
-    downstream: &mut Counted<TcpStream>,
+    downstream: &mut Counted<S>,
     entry: &mut Entry,
     labels: &mut Arc<crate::stats::MetricLabels>,
 ) -> bool {
+    if let Some(authorization) = &conn.authorization {
+        let connection = crate::authz::Connection {
+            peer_principal: conn.peer_principal.as_deref(),
+            source: conn.remote,
+            destination: conn.local,
+            sni: conn.server_name.as_deref(),
+        };
+        if let Some(details) = crate::authz::evaluate(authorization, &connection, None).details() {
+            // Envoy's network RBAC filter closes the connection.
+            tracing::debug!(remote = %conn.remote, %details, "RBAC denied a connection");
+            entry.details = Cow::Owned(details);
+            return false;
+        }
+    }
     let snapshot = conn.shared.snapshot.borrow().clone();
     let Some(cluster) = snapshot.clusters.get(&conn.cluster).cloned() else {
         entry.flags.insert(ResponseFlag::NoClusterFound);
@@ -129,6 +150,15 @@ async fn run(
     };
     entry.upstream_host = Some(host.addr);
     *labels = host.labels.clone();
+    if let Some(principal) = &conn.peer_principal {
+        // Received over mTLS: the client's identity, as for HTTP (TCP carries no
+        // metadata headers, so the other `source_*` labels stay unknown).
+        let source = crate::stats::Source {
+            metadata: None,
+            principal: Some(principal.clone()),
+        };
+        *labels = conn.shared.stats.with_source(labels, &source);
+    }
     let Some(guard) = cluster.reserve(&host, &mut false) else {
         entry.flags.insert(ResponseFlag::UpstreamOverflow);
         return false;

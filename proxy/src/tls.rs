@@ -10,9 +10,12 @@
 //! (Envoy's `match_typed_subject_alt_names`), otherwise for the server name.
 //! ALPN offers `h2` only for clusters that speak HTTP/2 upstream.
 //!
-//! `MUTUAL` and `ISTIO_MUTUAL` come with mesh mTLS; until then a cluster asking for
-//! them fails its connections with a transport failure reason that says so, rather
-//! than silently sending plaintext.
+//! `ISTIO_MUTUAL` is mesh mTLS with the proxy's own identity ([`crate::identity`]):
+//! the SNI is Istio's `outbound_.PORT_.SUBSET_.HOST`, the server must present one of
+//! the cluster's SPIFFE identities (secure naming), and with auto mTLS endpoints
+//! without a sidecar get plaintext. `MUTUAL` (client certificates from files) is not
+//! supported: the control plane rejects it, and a cluster asking for it fails its
+//! connections with a transport failure reason that says so.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -28,6 +31,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use crate::cluster::Host;
+use crate::identity::Identity;
+
 /// The trusted roots for TLS origination, read from a PEM bundle on first use.
 #[derive(Debug)]
 pub(crate) struct Roots {
@@ -39,6 +45,8 @@ pub(crate) struct Roots {
 pub(crate) struct Origination {
     connector: TlsConnector,
     sni: Option<ServerName<'static>>,
+    /// Auto mTLS: plaintext to endpoints without a sidecar.
+    auto_mtls: bool,
 }
 
 /// Checks the certificate against a list of names instead of the server name.
@@ -85,15 +93,32 @@ impl Origination {
         tls: &UpstreamTls,
         http2: bool,
         roots: &Roots,
+        identity: Option<&Arc<Identity>>,
     ) -> Result<Option<Self>, String> {
         match tls.mode {
             TlsMode::Disable => return Ok(None),
             TlsMode::Simple => {}
-            TlsMode::Mutual | TlsMode::IstioMutual => {
-                return Err(format!(
-                    "TLS mode {:?} is not supported yet (mesh mTLS comes with the security lab)",
-                    tls.mode
-                ));
+            TlsMode::Mutual => {
+                return Err(
+                    "TLS mode MUTUAL (client certificates from files) is not supported".to_owned(),
+                );
+            }
+            TlsMode::IstioMutual => {
+                let identity = identity.ok_or_else(|| {
+                    "ISTIO_MUTUAL needs a mesh identity and this proxy has none (no pod token)"
+                        .to_owned()
+                })?;
+                let mut config = identity
+                    .client_config(tls.subject_alt_names.clone())
+                    .map_err(|err| err.to_string())?;
+                if http2 {
+                    config.alpn_protocols = vec![b"h2".to_vec()];
+                }
+                return Ok(Some(Self {
+                    connector: TlsConnector::from(Arc::new(config)),
+                    sni: sni(tls)?,
+                    auto_mtls: tls.auto_mtls,
+                }));
             }
         }
         let roots = roots.get()?;
@@ -123,17 +148,16 @@ impl Origination {
         if http2 {
             config.alpn_protocols = vec![b"h2".to_vec()];
         }
-        let sni = tls
-            .sni
-            .as_ref()
-            .map(|sni| {
-                ServerName::try_from(sni.clone()).map_err(|_| format!("invalid SNI {sni:?}"))
-            })
-            .transpose()?;
         Ok(Some(Self {
             connector: TlsConnector::from(Arc::new(config)),
-            sni,
+            sni: sni(tls)?,
+            auto_mtls: false,
         }))
+    }
+
+    /// Whether `host` gets plaintext: auto mTLS to an endpoint without a sidecar.
+    pub(crate) fn plaintext_to(&self, host: &Host) -> bool {
+        self.auto_mtls && !host.mtls_capable
     }
 
     /// Runs the handshake on `stream`; `hostname` is the endpoint's DNS name if it
@@ -160,6 +184,13 @@ impl Origination {
             .await
             .map_err(|err| format!("TLS error: {err}"))
     }
+}
+
+fn sni(tls: &UpstreamTls) -> Result<Option<ServerName<'static>>, String> {
+    tls.sni
+        .as_ref()
+        .map(|sni| ServerName::try_from(sni.clone()).map_err(|_| format!("invalid SNI {sni:?}")))
+        .transpose()
 }
 
 impl fmt::Debug for Origination {

@@ -15,11 +15,12 @@ use super::books;
 
 /// Every host the simulated internet answers for. The container's DNS aliases and
 /// the certificate's SANs must name exactly these.
-pub const HOSTS: [&str; 4] = [
+pub const HOSTS: [&str; 5] = [
     "httpbin.org",
     "www.google.com",
     "edition.cnn.com",
     "www.googleapis.com",
+    "raw.githubusercontent.com",
 ];
 
 /// One router per simulated host, built once and shared by every connection.
@@ -28,6 +29,7 @@ pub(super) struct Sites {
     google: Router,
     cnn: Router,
     googleapis: Router,
+    github: Router,
 }
 
 impl Sites {
@@ -37,6 +39,7 @@ impl Sites {
             google: page("www.google.com"),
             cnn: page("edition.cnn.com"),
             googleapis: books::router(),
+            github: super::istio_samples::router(),
         }
     }
 
@@ -47,6 +50,7 @@ impl Sites {
             "www.google.com" => Some(&self.google),
             "edition.cnn.com" => Some(&self.cnn),
             "www.googleapis.com" => Some(&self.googleapis),
+            "raw.githubusercontent.com" => Some(&self.github),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@
 //! Every model value survives the round trip unchanged, except durations, which the
 //! wire carries in whole milliseconds (Istio rejects finer ones anyway).
 
+mod authz;
 mod cluster;
 mod endpoint;
 mod listener;

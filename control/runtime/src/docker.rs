@@ -106,6 +106,22 @@ impl Docker {
         Ok(Self { client, host })
     }
 
+    /// A client for `host` (a `unix://` address) that has not asked the engine
+    /// anything: its requests fail if none answers. For in-process tests of code
+    /// that holds a client without using it.
+    pub fn unchecked(host: &str) -> Result<Self, RuntimeError> {
+        let client = bollard::Docker::connect_with_unix(
+            host,
+            REQUEST_TIMEOUT_SECS,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|err| not_answering(host, &err))?;
+        Ok(Self {
+            client,
+            host: host.to_owned(),
+        })
+    }
+
     /// The engine's address, e.g. `unix:///var/run/docker.sock`.
     pub fn host(&self) -> &str {
         &self.host

@@ -357,3 +357,47 @@ fn namespace_filter_keeps_other_namespaces_out() {
     );
     assert_eq!(analyze(&snapshot, None).len(), 1);
 }
+
+#[test]
+fn files_are_analysed_over_what_is_applied_and_located_by_line() {
+    let applied = snapshot(&[BOOKINFO, DESTINATION_RULE_ALL]);
+    let file = "\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v9
+";
+    let documents = yaml::load("reviews-v9.yaml", file).unwrap().documents;
+    let findings = analyze_files(&applied, &documents, "default", Some("default"));
+    let lines: Vec<String> = findings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "Error [IST0101] (VirtualService default/reviews reviews-v9.yaml:12) Referenced host+subset in destinationrule not found: \"reviews+v9\""
+        ],
+        "{lines:#?}"
+    );
+    // Nothing was applied: the store still has no such VirtualService.
+    assert!(analyze(&applied, Some("default")).is_empty());
+}
+
+#[test]
+fn field_paths_read_back_as_displayed() {
+    let path = FieldPath::root()
+        .field("spec")
+        .field("http")
+        .index(0)
+        .field("route")
+        .index(1)
+        .field("destination");
+    assert_eq!(FieldPath::parse(&path.to_string()), path);
+    assert_eq!(FieldPath::parse(""), FieldPath::root());
+}

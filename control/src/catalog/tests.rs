@@ -105,6 +105,38 @@ fn httpbin_listens_where_its_image_did() {
 }
 
 #[test]
+fn the_python_httpbin_servers_command_binds_the_built_in_httpbin() {
+    let mut c = container("docker.io/kennethreitz/httpbin");
+    c.command = [
+        "gunicorn",
+        "--access-logfile",
+        "-",
+        "-b",
+        "0.0.0.0:80",
+        "httpbin:app",
+    ]
+    .map(String::from)
+    .to_vec();
+    let launch = launch(&c).unwrap();
+    assert_eq!(launch.cmd[2..], ["app", "httpbin", "--port", "80"]);
+
+    c.command = ["gunicorn", "--bind=0.0.0.0:nine"]
+        .map(String::from)
+        .to_vec();
+    assert!(matches!(
+        super::launch(&c),
+        Err(CatalogError::UnsupportedArgs { .. })
+    ));
+    // Only the httpbin images have gunicorn.
+    let mut other = container("curlimages/curl");
+    other.command = vec!["gunicorn".into()];
+    assert!(matches!(
+        super::launch(&other),
+        Err(CatalogError::UnknownCommand { .. })
+    ));
+}
+
+#[test]
 fn the_sleep_samples_command_runs_as_written() {
     let mut c = container("curlimages/curl");
     c.command = vec!["/bin/sleep".into(), "infinity".into()];

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::resource::Resource;
-use crate::resource::core::Container;
+use crate::resource::core::{Container, IntOrString, Service};
 use crate::store::Snapshot;
 
 /// The pods one Deployment asks for.
@@ -30,6 +30,11 @@ pub struct DesiredPod {
     pub aliases: Vec<String>,
     /// Whether the pod gets a sidecar (see [`injected`]).
     pub sidecar: bool,
+    /// `(service port, target port)` of each Service port selecting the pod whose
+    /// target differs: without kube-proxy, a client without a sidecar dials the
+    /// Service port on the pod itself, so a pod without a sidecar forwards it (a
+    /// sidecar's inbound listener does the same for its pod).
+    pub port_forwards: Vec<(u16, u16)>,
 }
 
 /// Istio's injection rule: the pod's `sidecar.istio.io/inject` label or annotation
@@ -84,7 +89,7 @@ pub fn desired_pods(snapshot: &Snapshot, image: &str) -> Vec<DesiredPod> {
                 .unwrap_or_else(|| "default".to_owned());
             let template = &deployment.spec.template;
             let labels = template.metadata.labels.clone();
-            let mut aliases: Vec<String> = services
+            let selecting: Vec<_> = services
                 .iter()
                 .filter(|s| s.metadata.namespace.as_deref().unwrap_or("default") == namespace)
                 .filter(|s| {
@@ -94,9 +99,14 @@ pub fn desired_pods(snapshot: &Snapshot, image: &str) -> Vec<DesiredPod> {
                             .iter()
                             .all(|(k, v)| labels.get(k) == Some(v))
                 })
+                .copied()
+                .collect();
+            let mut aliases: Vec<String> = selecting
+                .iter()
                 .map(|s| format!("{}.{namespace}.svc.cluster.local", s.metadata.name))
                 .collect();
             aliases.sort();
+            let port_forwards = port_forwards(&selecting, &template.spec.containers);
             let service_account = template
                 .spec
                 .service_account_name
@@ -112,11 +122,13 @@ pub fn desired_pods(snapshot: &Snapshot, image: &str) -> Vec<DesiredPod> {
                 .containers
                 .iter()
                 .all(|c| !crate::catalog::is_gateway(&c.image));
+            let port_forwards = if sidecar { Vec::new() } else { port_forwards };
             let fingerprint = serde_json::json!({
                 "template": template,
                 "aliases": aliases,
                 "image": image,
                 "sidecar": sidecar,
+                "forwards": port_forwards,
             });
             DesiredPod {
                 hash: template_hash(&fingerprint.to_string()),
@@ -129,9 +141,40 @@ pub fn desired_pods(snapshot: &Snapshot, image: &str) -> Vec<DesiredPod> {
                 aliases,
                 namespace,
                 sidecar,
+                port_forwards,
             }
         })
         .collect()
+}
+
+/// The Service ports of `services` that reach `containers` on another port, and
+/// that no container listens on itself.
+fn port_forwards(services: &[&Service], containers: &[Container]) -> Vec<(u16, u16)> {
+    let container_ports: Vec<(Option<&str>, u16)> = containers
+        .iter()
+        .flat_map(|c| &c.ports)
+        .filter_map(|p| Some((p.name.as_deref(), u16::try_from(p.container_port).ok()?)))
+        .collect();
+    let mut forwards: Vec<(u16, u16)> = services
+        .iter()
+        .flat_map(|s| &s.spec.ports)
+        .filter_map(|p| {
+            let port = u16::try_from(p.port).ok()?;
+            let target = match &p.target_port {
+                None => port,
+                Some(IntOrString::Int(n)) => u16::try_from(*n).ok()?,
+                Some(IntOrString::String(name)) => container_ports
+                    .iter()
+                    .find(|(n, _)| *n == Some(name.as_str()))
+                    .map(|(_, number)| *number)?,
+            };
+            (port != target && container_ports.iter().all(|(_, n)| *n != port))
+                .then_some((port, target))
+        })
+        .collect();
+    forwards.sort_unstable();
+    forwards.dedup_by_key(|(port, _)| *port);
+    forwards
 }
 
 /// Ten lowercase characters from a SHA-256 of `text`, like `pod-template-hash`.
@@ -143,4 +186,60 @@ fn template_hash(text: &str) -> String {
         .take(10)
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(text: &str) -> (Vec<Service>, Vec<Container>) {
+        let mut services = Vec::new();
+        let mut containers = Vec::new();
+        for document in crate::yaml::load("t.yaml", text).unwrap().documents {
+            match document.resource {
+                Resource::Service(s) => services.push(s),
+                Resource::Deployment(d) => containers.extend(d.spec.template.spec.containers),
+                _ => {}
+            }
+        }
+        (services, containers)
+    }
+
+    #[test]
+    fn service_ports_that_differ_from_their_target_are_forwarded() {
+        let (services, containers) = objects(
+            "apiVersion: v1
+kind: Service
+metadata: {name: httpbin}
+spec:
+  selector: {app: httpbin}
+  ports:
+  - {name: http, port: 8000, targetPort: 8080}
+  - {name: named, port: 9000, targetPort: admin}
+  - {name: same, port: 7070}
+  - {name: taken, port: 8080, targetPort: 9999}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: httpbin}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  template:
+    metadata: {labels: {app: httpbin}}
+    spec:
+      containers:
+      - name: httpbin
+        image: docker.io/mccutchen/go-httpbin
+        ports:
+        - {containerPort: 8080}
+        - {containerPort: 9091, name: admin}
+",
+        );
+        let services: Vec<&Service> = services.iter().collect();
+        // 7070 needs nothing; 8080 is the app's own port, never taken over.
+        assert_eq!(
+            port_forwards(&services, &containers),
+            [(8000, 8080), (9000, 9091)]
+        );
+    }
 }

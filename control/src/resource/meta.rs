@@ -92,6 +92,12 @@ impl Timestamp {
         Self(time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
     }
 
+    /// The time `seconds` after 1970-01-01T00:00:00Z.
+    #[must_use]
+    pub fn from_unix_seconds(seconds: u64) -> Self {
+        Self(seconds)
+    }
+
     /// Seconds since the Unix epoch.
     #[must_use]
     pub fn unix_seconds(self) -> u64 {

@@ -85,6 +85,7 @@ pub fn cluster(
         .ports
         .iter()
         .any(|p| p.number == port && p.protocol == super::mesh::Protocol::Http2);
+    let mut tls_from_rule = false;
     if let Some(rule) = rule {
         let namespace = rule.metadata.namespace.as_deref().unwrap_or("default");
         cluster.origin.push(names::origin(
@@ -93,13 +94,52 @@ pub fn cluster(
             &rule.metadata.name,
         ));
         if let Some(policy) = &rule.spec.traffic_policy {
-            apply_policy(&mut cluster, policy, port);
+            tls_from_rule |= apply_policy(&mut cluster, policy, port);
         }
         if let Some(policy) = subset.and_then(|s| s.traffic_policy.as_ref()) {
-            apply_policy(&mut cluster, policy, port);
+            tls_from_rule |= apply_policy(&mut cluster, policy, port);
+        }
+    }
+    // Istio's auto mTLS: without a DestinationRule saying otherwise, mTLS to the
+    // endpoints that run a sidecar, plaintext to the others.
+    if !tls_from_rule && service.endpoints.iter().any(|e| e.has_sidecar) {
+        cluster.tls = Some(UpstreamTls {
+            mode: TlsMode::IstioMutual,
+            sni: None,
+            subject_alt_names: Vec::new(),
+            auto_mtls: true,
+        });
+    }
+    if let Some(tls) = &mut cluster.tls
+        && tls.mode == TlsMode::IstioMutual
+    {
+        // Secure naming: the server must be one of the service's identities.
+        if tls.subject_alt_names.is_empty() {
+            tls.subject_alt_names = service_identities(service);
+        }
+        if tls.sni.is_none() {
+            tls.sni = Some(names::istio_mutual_sni(
+                port,
+                subset.map_or("", |s| s.name.as_str()),
+                &service.hostname,
+            ));
         }
     }
     cluster
+}
+
+/// The SPIFFE identities of a service's endpoints, sorted, each once.
+pub fn service_identities(service: &MeshService) -> Vec<String> {
+    let identities: std::collections::BTreeSet<String> = service
+        .endpoints
+        .iter()
+        .filter_map(|e| {
+            e.service_account
+                .as_ref()
+                .map(|sa| crate::ca::spiffe_id(&e.namespace, sa))
+        })
+        .collect();
+    identities.into_iter().collect()
 }
 
 /// The route hash policy a DestinationRule's consistent hash asks for.
@@ -130,7 +170,8 @@ pub fn hash_policy(rule: Option<&DestinationRule>) -> Vec<HashPolicy> {
     }
 }
 
-fn apply_policy(cluster: &mut Cluster, policy: &TrafficPolicy, port: u16) {
+/// Applies one traffic policy; returns whether it set the TLS mode.
+fn apply_policy(cluster: &mut Cluster, policy: &TrafficPolicy, port: u16) -> bool {
     let port_level = policy
         .port_level_settings
         .iter()
@@ -167,9 +208,11 @@ fn apply_policy(cluster: &mut Cluster, policy: &TrafficPolicy, port: u16) {
                 },
                 sni: (!tls.sni.is_empty()).then(|| tls.sni.clone()),
                 subject_alt_names: tls.subject_alt_names.clone(),
+                auto_mtls: false,
             }),
         };
     }
+    tls.is_some()
 }
 
 fn apply_lb(cluster: &mut Cluster, lb: &LoadBalancerSettings) {

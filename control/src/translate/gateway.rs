@@ -40,6 +40,20 @@ fn selecting<'m>(mesh: &'m Mesh, node: &ProxyNode) -> Vec<(String, &'m Gateway)>
         .collect()
 }
 
+/// The port a gateway pod listens on for a Gateway server's port: Istio reads a
+/// server port as a port of the gateway's Service and listens on its target port
+/// (the default ingress Service maps 80 to 8080, so the authentication task's
+/// `port: 80` server and Bookinfo's `port: 8080` server share the listener on
+/// 8080); a port no Service of the pod declares is listened on as written.
+fn listen_port(mesh: &Mesh, node: &ProxyNode, port: u16) -> u16 {
+    mesh.services
+        .values()
+        .flat_map(|s| &s.endpoints)
+        .filter(|e| e.pod.as_deref() == Some(node.pod.as_str()))
+        .find_map(|e| e.ports.get(&port).copied())
+        .unwrap_or(port)
+}
+
 /// One gateway proxy's whole configuration.
 pub fn gateway(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
     let mut config = ProxyConfig::default();
@@ -52,6 +66,7 @@ pub fn gateway(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
         .filter(|s| s.visible_from(&node.namespace))
     {
         add_clusters(
+            mesh,
             &mut config,
             service,
             clusters::destination_rule(mesh, service, &node.namespace),
@@ -59,6 +74,7 @@ pub fn gateway(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
     }
 
     let gateways = selecting(mesh, node);
+    let authorization = super::authz::authorization(mesh, node);
     // Server port → (gateway names serving it, hosts they accept).
     let mut ports: BTreeMap<u16, (Vec<String>, Vec<String>)> = BTreeMap::new();
     for (name, gateway) in &gateways {
@@ -66,6 +82,7 @@ pub fn gateway(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
             let Ok(port) = u16::try_from(server.port.number) else {
                 continue;
             };
+            let port = listen_port(mesh, node, port);
             if !Protocol::infer(&server.port.protocol, None).is_http() {
                 continue;
             }
@@ -153,6 +170,7 @@ pub fn gateway(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
                     filter: NetworkFilter::HttpConnectionManager(HttpConnectionManager {
                         stat_prefix: format!("outbound_0.0.0.0_{port}"),
                         route_config_name: route_name,
+                        authorization: authorization.clone(),
                     }),
                     tls: None,
                 }],

@@ -17,6 +17,7 @@ use crate::resource::networking::{
     DestinationRule, Gateway, Location, OutboundMode, Resolution, ServiceEntry, Sidecar,
     VirtualService,
 };
+use crate::resource::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
 use crate::store::Snapshot;
 
 /// The namespace whose Sidecar and policies apply mesh-wide (Istio's default).
@@ -162,8 +163,17 @@ pub struct Mesh {
     pub sidecars: Vec<Sidecar>,
     /// Gateways.
     pub gateways: Vec<Gateway>,
+    /// PeerAuthentications, oldest first (Istio's tie-break).
+    pub peer_authentications: Vec<PeerAuthentication>,
     /// Mesh-wide `outboundTrafficPolicy.mode` (ALLOW_ANY unless set).
     pub outbound_policy: OutboundMode,
+    /// AuthorizationPolicies.
+    pub authorization_policies: Vec<AuthorizationPolicy>,
+    /// RequestAuthentications.
+    pub request_authentications: Vec<RequestAuthentication>,
+    /// JSON Web Key Sets fetched from `jwksUri`s (by URI), or why not; filled in by
+    /// the control plane's fetcher after [`Mesh::build`] (empty in tests).
+    pub jwks: BTreeMap<String, Result<String, String>>,
 }
 
 impl Mesh {
@@ -175,7 +185,11 @@ impl Mesh {
             destination_rules: Vec::new(),
             sidecars: Vec::new(),
             gateways: Vec::new(),
+            peer_authentications: Vec::new(),
             outbound_policy,
+            authorization_policies: Vec::new(),
+            request_authentications: Vec::new(),
+            jwks: BTreeMap::new(),
         };
         let deployments: BTreeMap<(String, String), &Deployment> = snapshot
             .iter()
@@ -219,6 +233,13 @@ impl Mesh {
                 Resource::DestinationRule(dr) => mesh.destination_rules.push(dr.clone()),
                 Resource::Sidecar(sidecar) => mesh.sidecars.push(sidecar.clone()),
                 Resource::Gateway(gateway) => mesh.gateways.push(gateway.clone()),
+                Resource::AuthorizationPolicy(policy) => {
+                    mesh.authorization_policies.push(policy.clone());
+                }
+                Resource::RequestAuthentication(authn) => {
+                    mesh.request_authentications.push(authn.clone());
+                }
+                Resource::PeerAuthentication(pa) => mesh.peer_authentications.push(pa.clone()),
                 _ => {}
             }
         }
@@ -226,6 +247,8 @@ impl Mesh {
             |meta: &crate::resource::meta::ObjectMeta| (meta.creation_timestamp, meta.name.clone());
         mesh.virtual_services.sort_by_key(|v| created(&v.metadata));
         mesh.destination_rules.sort_by_key(|d| created(&d.metadata));
+        mesh.peer_authentications
+            .sort_by_key(|p| created(&p.metadata));
         mesh
     }
 

@@ -6,6 +6,18 @@ pub fn outbound_cluster(port: u16, subset: &str, host: &str) -> String {
     format!("outbound|{port}|{subset}|{host}")
 }
 
+/// The Secret holding a proxy's own certificate (Istio's name).
+pub const WORKLOAD_SECRET: &str = "default";
+
+/// The Secret holding the mesh's trust roots (Istio's name).
+pub const ROOT_SECRET: &str = "ROOTCA";
+
+/// The SNI a sidecar sends with mesh mTLS:
+/// `outbound_.9080_.v2_.reviews.default.svc.cluster.local`.
+pub fn istio_mutual_sni(port: u16, subset: &str, host: &str) -> String {
+    format!("outbound_.{port}_.{subset}_.{host}")
+}
+
 /// `inbound|9080||`: the app's port inside the pod.
 pub fn inbound_cluster(port: u16) -> String {
     format!("inbound|{port}||")

@@ -36,6 +36,11 @@ impl Drop for Scratch {
 
 /// The mesh after applying `manifests`, with Bookinfo's and sleep's pods running.
 fn mesh(manifests: &[&str], policy: OutboundMode) -> Mesh {
+    mesh_with_pods(manifests, policy, &pods())
+}
+
+/// [`mesh`] with other pods.
+fn mesh_with_pods(manifests: &[&str], policy: OutboundMode, pods: &[Pod]) -> Mesh {
     let dir = Scratch(std::env::temp_dir().join(format!(
         "meshlab-translate-{}-{}",
         std::process::id(),
@@ -51,7 +56,7 @@ fn mesh(manifests: &[&str], policy: OutboundMode) -> Mesh {
             .collect();
         store.apply(resources, "default").unwrap();
     }
-    Mesh::build(&store.snapshot(), &pods(), policy)
+    Mesh::build(&store.snapshot(), pods, policy)
 }
 
 fn pod(name: &str, ip: &str, labels: &[(&str, &str)], sa: &str) -> Pod {
@@ -420,11 +425,14 @@ fn the_inbound_listener_delivers_the_pods_own_ports_to_the_app() {
     let mesh = mesh(&[], OutboundMode::AllowAny);
     let reviews = sidecar(&mesh, &node(&pods()[3]));
     let inbound = &reviews.listeners[names::VIRTUAL_INBOUND];
-    assert_eq!(inbound.filter_chains.len(), 1);
-    assert_eq!(
-        inbound.filter_chains[0].matcher.destination_port,
-        Some(9080)
-    );
+    // PERMISSIVE: port 9080 as mTLS and as plaintext, and the passthrough as mTLS
+    // (its plaintext side is the default chain).
+    let ports: Vec<Option<u16>> = inbound
+        .filter_chains
+        .iter()
+        .map(|c| c.matcher.destination_port)
+        .collect();
+    assert_eq!(ports, [Some(9080), Some(9080), None]);
     let endpoints = &reviews.endpoints["inbound|9080||"];
     assert_eq!(
         endpoints.endpoints[0].address,
@@ -549,4 +557,622 @@ spec:
         tcp.cluster,
         "outbound|27017|v2|db.default.svc.cluster.local"
     );
+    assert!(tcp.weighted_clusters.is_empty(), "{tcp:?}");
+
+    // Istio's TCP traffic-shifting task: 80/20 between two subsets.
+    let shifted = manifests
+        .replace(
+            "  subsets:\n",
+            "  subsets:\n  - name: v1\n    labels:\n      version: v1\n",
+        )
+        .replace(
+            "        subset: v2\n",
+            "        subset: v2\n      weight: 80\n    - destination:\n        host: db\n        subset: v1\n      weight: 20\n",
+        );
+    let config = productpage(&mesh(&[&shifted], OutboundMode::AllowAny));
+    let chain = config.listeners[names::VIRTUAL_OUTBOUND]
+        .filter_chains
+        .iter()
+        .find(|c| c.matcher.destination_port == Some(27017))
+        .cloned()
+        .expect("a chain for the TCP port");
+    let NetworkFilter::TcpProxy(tcp) = chain.filter else {
+        panic!("a TCP proxy")
+    };
+    let weights: Vec<(&str, u32)> = tcp
+        .weighted_clusters
+        .iter()
+        .map(|c| (c.name.as_str(), c.weight))
+        .collect();
+    assert_eq!(
+        weights,
+        [
+            ("outbound|27017|v2|db.default.svc.cluster.local", 80),
+            ("outbound|27017|v1|db.default.svc.cluster.local", 20),
+        ]
+    );
+    // Each connection is drawn: 80 of 100 evenly spread draws go to v2.
+    let to_v2 = (0..100u64)
+        .filter(|draw| tcp.pick(*draw).contains("|v2|"))
+        .count();
+    assert_eq!(to_v2, 80);
+}
+
+// === authorization ===
+
+const ALLOW_NOTHING: &str = "\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: allow-nothing
+  namespace: default
+spec: {}
+";
+
+const PRODUCTPAGE_VIEWER: &str = "\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: productpage-viewer
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: productpage
+  action: ALLOW
+  rules:
+  - to:
+    - operation:
+        methods: [\"GET\"]
+";
+
+const MESH_DENY: &str = "\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-legacy
+  namespace: istio-system
+spec:
+  action: DENY
+  rules:
+  - from:
+    - source:
+        serviceAccounts: [\"legacy/sleep\"]
+        ipBlocks: [\"10.9.0.0/16\"]
+    to:
+    - operation:
+        ports: [\"9080\"]
+";
+
+const JWT_INLINE: &str = "\
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata:
+  name: jwt
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: reviews
+  jwtRules:
+  - issuer: testing@secure.istio.io
+    jwks: '{\"keys\":[]}'
+    fromHeaders:
+    - name: x-jwt
+      prefix: 'Token '
+    forwardOriginalToken: true
+  - issuer: other
+    jwksUri: https://example.com/jwks.json
+";
+
+fn inbound_authorization(mesh: &Mesh, app: &str) -> Option<meshlab_proxy_config::Authorization> {
+    let pod = pods()
+        .into_iter()
+        .find(|p| p.labels.get("app").map(String::as_str) == Some(app))
+        .unwrap();
+    let config = sidecar(mesh, &node(&pod));
+    let listener = &config.listeners[names::VIRTUAL_INBOUND];
+    let NetworkFilter::HttpConnectionManager(hcm) = &listener.filter_chains[0].filter else {
+        panic!("inbound 9080 is HTTP");
+    };
+    hcm.authorization.clone()
+}
+
+#[test]
+fn authorization_policies_select_by_namespace_and_labels() {
+    use meshlab_proxy_config::authz::Action as AuthzAction;
+    let none = mesh(&[], OutboundMode::AllowAny);
+    assert_eq!(inbound_authorization(&none, "productpage"), None);
+
+    let mesh = mesh(
+        &[ALLOW_NOTHING, PRODUCTPAGE_VIEWER, MESH_DENY],
+        OutboundMode::AllowAny,
+    );
+    let productpage = inbound_authorization(&mesh, "productpage").unwrap();
+    let mut names: Vec<&str> = productpage
+        .policies
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "ns[default]-policy[allow-nothing]",
+            "ns[default]-policy[productpage-viewer]",
+            "ns[istio-system]-policy[deny-legacy]",
+        ]
+    );
+    let allow_nothing = productpage
+        .policies
+        .iter()
+        .find(|p| p.name == "ns[default]-policy[allow-nothing]")
+        .unwrap();
+    assert_eq!(allow_nothing.action, AuthzAction::Allow);
+    assert!(allow_nothing.rules.is_empty());
+    let deny = productpage
+        .policies
+        .iter()
+        .find(|p| p.action == AuthzAction::Deny)
+        .unwrap();
+    assert_eq!(
+        deny.rules[0].from[0].principals,
+        ["cluster.local/ns/legacy/sa/sleep"]
+    );
+    assert_eq!(deny.rules[0].to[0].ports, [9080]);
+
+    // details: the namespace's and the mesh's, not productpage's.
+    let details = inbound_authorization(&mesh, "details").unwrap();
+    assert_eq!(details.policies.len(), 2);
+    assert!(details.jwt_providers.is_empty());
+}
+
+#[test]
+fn request_authentication_reaches_selected_workloads_with_keys() {
+    let mut mesh = mesh(&[JWT_INLINE], OutboundMode::AllowAny);
+    assert_eq!(inbound_authorization(&mesh, "details"), None);
+    let reviews = inbound_authorization(&mesh, "reviews").unwrap();
+    let [inline, fetched] = reviews.jwt_providers.as_slice() else {
+        panic!("two providers: {reviews:#?}");
+    };
+    assert_eq!(inline.issuer, "testing@secure.istio.io");
+    assert_eq!(inline.jwks, "{\"keys\":[]}");
+    assert_eq!(inline.from_headers[0].name, "x-jwt");
+    assert_eq!(inline.from_headers[0].value_prefix, "Token ");
+    assert!(inline.forward);
+    // Not fetched (yet): no keys, so every token fails.
+    assert_eq!(fetched.jwks, "");
+
+    mesh.jwks.insert(
+        "https://example.com/jwks.json".to_owned(),
+        Ok("{\"keys\":[1]}".to_owned()),
+    );
+    let reviews = inbound_authorization(&mesh, "reviews").unwrap();
+    assert_eq!(reviews.jwt_providers[1].jwks, "{\"keys\":[1]}");
+}
+
+/// Deterministic mutations of Istio-shaped AuthorizationPolicies and
+/// RequestAuthentications (words swapped for others of the vocabulary, lines
+/// dropped or doubled, characters changed): decoding, validation, translation and the
+/// wire never panic, and whatever validation accepts reaches a proxy unchanged —
+/// the proxy's converter accepts every translation of a valid resource.
+#[test]
+fn mutated_security_resources_never_panic_and_valid_ones_reach_the_proxy() {
+    use meshlab_control_api::Wire;
+    use meshlab_proxy_config::Listener;
+
+    const SEEDS: &str = "\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: a
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: reviews
+  action: DENY
+  rules:
+  - from:
+    - source:
+        principals: [\"cluster.local/ns/default/sa/x\"]
+        notNamespaces: [\"foo\"]
+        ipBlocks: [\"10.0.0.0/8\"]
+        notRequestPrincipals: [\"*\"]
+    to:
+    - operation:
+        methods: [\"GET\"]
+        paths: [\"/api/*\", \"*/info\"]
+        ports: [\"9080\"]
+        notHosts: [\"*.example.com\"]
+    when:
+    - key: request.auth.claims[groups]
+      values: [\"group1\"]
+    - key: source.ip
+      notValues: [\"10.1.0.0/16\"]
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata:
+  name: r
+  namespace: istio-system
+spec:
+  jwtRules:
+  - issuer: testing@secure.istio.io
+    audiences: [app]
+    jwks: '{\"keys\": []}'
+    fromHeaders:
+    - name: x-jwt
+      prefix: 'Bearer '
+    fromParams: [token]
+    forwardOriginalToken: true
+    outputPayloadToHeader: x-payload
+";
+    let words = [
+        "ALLOW",
+        "DENY",
+        "AUDIT",
+        "CUSTOM",
+        "\"*\"",
+        "[]",
+        "{}",
+        "''",
+        "-1",
+        "65536",
+        "80",
+        "source.ip",
+        "request.headers[x]",
+        "nope",
+        "10.0.0.0/40",
+        "::/0",
+        "null",
+        "~",
+        ":",
+        "- ",
+        "serviceAccounts",
+        "trustDomains",
+        "remoteIpBlocks",
+        "notPaths",
+        "jwksUri",
+        "https://example.com/jwks",
+        "provider: {name: x}",
+        "app: productpage",
+    ];
+    let seeds: Vec<&str> = SEEDS.split("---\n").collect();
+    let base = mesh(&[], OutboundMode::AllowAny);
+    let pod = pods().remove(3);
+    let node = node(&pod);
+    let mut rng = fastrand::Rng::with_seed(11);
+    let (mut accepted, mut rejected) = (0, 0);
+    for _ in 0..2500 {
+        let seed = seeds[rng.usize(..seeds.len())];
+        let mut lines: Vec<String> = seed.lines().map(str::to_owned).collect();
+        for _ in 0..rng.usize(1..4) {
+            let i = rng.usize(6..lines.len());
+            match rng.u8(..4) {
+                0 => {
+                    let line = &lines[i];
+                    let indent = line.len() - line.trim_start().len();
+                    let key = line.split_once(':').map_or("", |(k, _)| k);
+                    let word = words[rng.usize(..words.len())];
+                    lines[i] = if key.is_empty() || rng.bool() {
+                        format!("{}{word}", " ".repeat(indent))
+                    } else {
+                        format!("{key}: {word}")
+                    };
+                }
+                1 => {
+                    lines.remove(i);
+                }
+                2 => {
+                    let line = lines[i].clone();
+                    lines.insert(i, line);
+                }
+                _ => {
+                    let mut bytes = lines[i].clone().into_bytes();
+                    if !bytes.is_empty() {
+                        let j = rng.usize(..bytes.len());
+                        bytes[j] = b"a*/[]: \"'{}0."[rng.usize(..13)];
+                    }
+                    lines[i] = String::from_utf8_lossy(&bytes).into_owned();
+                }
+            }
+        }
+        let text = lines.join("\n");
+        let Ok(loaded) = yaml::load("fuzz.yaml", &text) else {
+            rejected += 1;
+            continue;
+        };
+        accepted += 1;
+        let mut mesh = base.clone();
+        for document in loaded.documents {
+            match document.resource {
+                crate::resource::Resource::AuthorizationPolicy(p) => {
+                    mesh.authorization_policies.push(p);
+                }
+                crate::resource::Resource::RequestAuthentication(r) => {
+                    mesh.request_authentications.push(r);
+                }
+                _ => {}
+            }
+        }
+        let config = sidecar(&mesh, &node);
+        let listener: Listener = config.listeners[names::VIRTUAL_INBOUND].clone();
+        let back = Listener::from_message(listener.clone().into_message())
+            .unwrap_or_else(|e| panic!("a valid resource did not reach the proxy: {e}\n{text}"));
+        assert_eq!(back, listener, "{text}");
+    }
+    assert!(
+        accepted > 100 && rejected > 100,
+        "{accepted} accepted, {rejected} rejected"
+    );
+}
+
+#[test]
+fn the_gateway_listens_on_service_target_ports_and_enforces_its_policies() {
+    const INGRESS: &str = include_str!("../../../labs/samples/istio-ingressgateway.yaml");
+    const HTTPBIN_GATEWAY: &str = "\
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: httpbin-gateway
+  namespace: default
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [\"*\"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: httpbin
+  namespace: default
+spec:
+  hosts: [\"*\"]
+  gateways: [httpbin-gateway]
+  http:
+  - route:
+    - destination: {host: productpage, port: {number: 9080}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: frontend-ingress
+  namespace: istio-system
+spec:
+  selector:
+    matchLabels:
+      istio: ingressgateway
+  action: DENY
+  rules:
+  - from:
+    - source:
+        notRequestPrincipals: [\"*\"]
+";
+    let mut gateway_pod = pod(
+        "istio-ingressgateway",
+        "10.0.0.20",
+        &[("app", "istio-ingressgateway"), ("istio", "ingressgateway")],
+        "istio-ingressgateway-service-account",
+    );
+    gateway_pod.namespace = "istio-system".to_owned();
+    let mut all = pods();
+    all.push(gateway_pod.clone());
+    let mesh = mesh_with_pods(
+        &[INGRESS, HTTPBIN_GATEWAY, ALLOW_NOTHING],
+        OutboundMode::AllowAny,
+        &all,
+    );
+    let mut node = node(&gateway_pod);
+    node.kind = ProxyKind::Router;
+    let config = gateway(&mesh, &node);
+    let names: Vec<&String> = config.listeners.keys().collect();
+    assert_eq!(
+        names,
+        ["0.0.0.0_8080"],
+        "port 80 of the Service is 8080 in the pod"
+    );
+    let NetworkFilter::HttpConnectionManager(hcm) =
+        &config.listeners["0.0.0.0_8080"].filter_chains[0].filter
+    else {
+        panic!("HTTP");
+    };
+    assert_eq!(hcm.route_config_name, "http.8080");
+    let policies: Vec<&str> = hcm
+        .authorization
+        .as_ref()
+        .unwrap()
+        .policies
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(
+        policies,
+        ["ns[istio-system]-policy[frontend-ingress]"],
+        "the namespace policy of default does not reach a gateway in istio-system"
+    );
+}
+
+// === mutual TLS ===
+
+const DESTINATION_RULE_ALL_MTLS: &str =
+    include_str!("../../tests/data/destination-rule-all-mtls.yaml");
+
+fn inbound_chains(config: &ProxyConfig, port: u16) -> Vec<(Option<String>, bool)> {
+    let listener = &config.listeners[names::VIRTUAL_INBOUND];
+    listener
+        .filter_chains
+        .iter()
+        .filter(|c| c.matcher.destination_port == Some(port))
+        .map(|c| (c.matcher.transport_protocol.clone(), c.tls.is_some()))
+        .collect()
+}
+
+fn reviews_v1(mesh: &Mesh) -> ProxyConfig {
+    sidecar(mesh, &node(&pods()[3]))
+}
+
+#[test]
+fn sidecars_use_auto_mtls_with_secure_naming_and_istio_mutual_from_the_sample() {
+    let mesh = mesh(&[], OutboundMode::AllowAny);
+    let config = productpage(&mesh);
+    let tls = config.clusters["outbound|9080||reviews.default.svc.cluster.local"]
+        .tls
+        .clone()
+        .expect("auto mTLS");
+    assert!(tls.auto_mtls);
+    assert_eq!(tls.mode, meshlab_proxy_config::TlsMode::IstioMutual);
+    assert_eq!(
+        tls.subject_alt_names,
+        ["spiffe://cluster.local/ns/default/sa/bookinfo-reviews"]
+    );
+    assert_eq!(
+        tls.sni.as_deref(),
+        Some("outbound_.9080_._.reviews.default.svc.cluster.local")
+    );
+    let endpoints = &config.endpoints["outbound|9080||reviews.default.svc.cluster.local"];
+    assert!(endpoints.endpoints.iter().all(|e| e.has_sidecar));
+
+    // Istio's destination-rule-all-mtls.yaml, unchanged: explicit ISTIO_MUTUAL.
+    let mesh = self::mesh(&[DESTINATION_RULE_ALL_MTLS], OutboundMode::AllowAny);
+    let config = productpage(&mesh);
+    let tls = config.clusters["outbound|9080|v2|reviews.default.svc.cluster.local"]
+        .tls
+        .clone()
+        .unwrap();
+    assert!(!tls.auto_mtls);
+    assert_eq!(
+        tls.sni.as_deref(),
+        Some("outbound_.9080_.v2_.reviews.default.svc.cluster.local")
+    );
+    assert_eq!(
+        tls.subject_alt_names,
+        ["spiffe://cluster.local/ns/default/sa/bookinfo-reviews"]
+    );
+}
+
+#[test]
+fn without_a_policy_inbound_ports_are_permissive() {
+    let mesh = mesh(&[], OutboundMode::AllowAny);
+    assert_eq!(
+        inbound_chains(&reviews_v1(&mesh), 9080),
+        [
+            (Some("tls".to_owned()), true),
+            (Some("raw_buffer".to_owned()), false)
+        ]
+    );
+}
+
+#[test]
+fn peer_authentication_precedence_and_port_level_modes() {
+    let mesh_strict = "\
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: STRICT
+";
+    let strict = [(None, true)];
+    let mesh = mesh(&[mesh_strict], OutboundMode::AllowAny);
+    assert_eq!(inbound_chains(&reviews_v1(&mesh), 9080), strict);
+    let default = mesh_config_default_chain(&reviews_v1(&mesh));
+    assert!(default, "STRICT covers the passthrough chain too");
+
+    // Namespace DISABLE beats the mesh's STRICT; a workload UNSET inherits it, and a
+    // port-level STRICT overrides it on that workload port only.
+    let namespace_disable = "\
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: default
+spec:
+  mtls:
+    mode: DISABLE
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: reviews
+  mtls:
+    mode: UNSET
+  portLevelMtls:
+    9080:
+      mode: STRICT
+";
+    let mesh = self::mesh(&[mesh_strict, namespace_disable], OutboundMode::AllowAny);
+    assert_eq!(inbound_chains(&reviews_v1(&mesh), 9080), strict);
+    assert_eq!(
+        inbound_chains(&productpage(&mesh), 9080),
+        [(None, false)],
+        "productpage has no workload policy: the namespace's DISABLE"
+    );
+    // Auto mTLS sends plaintext to endpoints whose port is DISABLEd.
+    let config = reviews_v1(&mesh);
+    let details = &config.endpoints["outbound|9080||details.default.svc.cluster.local"];
+    assert!(details.endpoints.iter().all(|e| !e.has_sidecar));
+    let config = productpage(&mesh);
+    let reviews = &config.endpoints["outbound|9080||reviews.default.svc.cluster.local"];
+    assert!(reviews.endpoints.iter().all(|e| e.has_sidecar));
+}
+
+fn mesh_config_default_chain(config: &ProxyConfig) -> bool {
+    config.listeners[names::VIRTUAL_INBOUND]
+        .default_filter_chain
+        .as_ref()
+        .is_some_and(|c| c.tls.is_some())
+}
+
+#[test]
+fn a_sidecar_ingress_listener_replaces_the_inbound_ports() {
+    let sidecar = "\
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: productpage
+spec:
+  workloadSelector:
+    labels:
+      app: productpage
+  ingress:
+  - port:
+      number: 9080
+      protocol: HTTP
+      name: http
+    defaultEndpoint: 127.0.0.1:9081
+  - port:
+      number: 7070
+      protocol: TCP
+      name: tcp-admin
+    defaultEndpoint: 0.0.0.0:7071
+";
+    let config = productpage(&mesh(&[sidecar], OutboundMode::AllowAny));
+    let endpoint = |cluster: &str| match &config.endpoints[cluster].endpoints[0].address {
+        EndpointAddress::Socket(address) => address.to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(endpoint("inbound|9080||"), "127.0.0.1:9081");
+    assert!(endpoint("inbound|7070||").ends_with(":7071"));
+    assert!(!endpoint("inbound|7070||").starts_with("127."));
+    let inbound = &config.listeners[names::VIRTUAL_INBOUND];
+    let ports: std::collections::BTreeSet<u16> = inbound
+        .filter_chains
+        .iter()
+        .filter_map(|c| c.matcher.destination_port)
+        .collect();
+    assert_eq!(ports, std::collections::BTreeSet::from([7070, 9080]));
+    assert!(inbound.filter_chains.iter().any(|c| matches!(
+        &c.filter,
+        NetworkFilter::TcpProxy(tcp) if tcp.cluster == "inbound|7070||"
+    )));
 }

@@ -174,10 +174,41 @@ fn security_rules() {
         errors(ports),
         ["spec.portLevelMtls: mesh/namespace peer authentication cannot have port level mTLS"]
     );
-    let jwt = "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: j}\nspec:\n  jwtRules:\n  - {issuer: me, jwks: '{}', jwksUri: 'https://x/jwks'}\n";
+    let jwt = "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: j}\nspec:\n  jwtRules:\n  - {issuer: me, jwks: '{\"keys\": []}', jwksUri: 'https://x/jwks'}\n";
     assert_eq!(
         errors(jwt),
         ["spec.jwtRules[0]: only one of jwks or jwksUri can be set"]
+    );
+}
+
+#[test]
+fn authorization_fields_meshlab_cannot_honour_are_named() {
+    let custom = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: ext}\nspec:\n  action: CUSTOM\n  provider: {name: opa}\n  rules: [{}]\n";
+    assert_eq!(
+        errors(custom),
+        ["spec.action: action CUSTOM (external authorization) is not supported by meshlab"]
+    );
+    let policy = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p}\nspec:\n  rules:\n  - from:\n    - source:\n        ipBlocks: [10.0.0.0/8, 10.0.0.1, 'nope', 10.0.0.0/40]\n        trustDomains: [td]\n    when:\n    - {key: 'request.headers[x-token]', values: [a]}\n    - {key: 'request.auth.claims[a][b]', values: [a]}\n    - {key: source.ips, values: [a]}\n    - {key: destination.port, values: ['0', '80']}\n    - {key: remote.ip, notValues: [1.2.3.4/33]}\n    - {key: 'experimental.envoy.filters.network.mysql_proxy[db.table]', values: [a]}\n";
+    assert_eq!(
+        errors(policy),
+        [
+            "spec.rules[0].from[0].source.trustDomains: trustDomains is not supported by meshlab",
+            "spec.rules[0].from[0].source.ipBlocks[2]: invalid IP address or CIDR range: \"nope\"",
+            "spec.rules[0].from[0].source.ipBlocks[3]: invalid IP address or CIDR range: \"10.0.0.0/40\"",
+            "spec.rules[0].when[2].key: unknown attribute: source.ips",
+            "spec.rules[0].when[3].values[0]: invalid value \"0\" for destination.port",
+            "spec.rules[0].when[4].notValues[0]: invalid value \"1.2.3.4/33\" for remote.ip",
+            "spec.rules[0].when[5].key: condition key \"experimental.envoy.filters.network.mysql_proxy[db.table]\" is not supported by meshlab",
+        ]
+    );
+    let jwt = "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: j}\nspec:\n  jwtRules:\n  - issuer: me\n    jwks: 'not json'\n    fromCookies: [session]\n    timeout: 5s\n";
+    assert_eq!(
+        errors(jwt),
+        [
+            "spec.jwtRules[0].jwks: jwks is not a JSON Web Key Set",
+            "spec.jwtRules[0].fromCookies: fromCookies is not supported by meshlab",
+            "spec.jwtRules[0].timeout: timeout is not supported by meshlab",
+        ]
     );
 }
 
@@ -218,5 +249,40 @@ fn kubernetes_rules() {
             "spec.ports[1].port: port number 70000 must be in the range 1..65535",
             "spec.ports[1].name: required value: ports of a multi-port Service must be named",
         ]
+    );
+}
+
+#[test]
+fn sidecar_ingress_listeners_say_what_meshlab_cannot_do() {
+    let sidecar = |ingress: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: s\nspec:\n  workloadSelector:\n    labels:\n      app: a\n  ingress:\n  - port:\n      number: 9080\n      protocol: HTTP\n      name: http\n{ingress}"
+        )
+    };
+    assert!(errors(&sidecar("    defaultEndpoint: 127.0.0.1:8080\n")).is_empty());
+    assert!(errors(&sidecar("    defaultEndpoint: '[::]:8080'\n")).is_empty());
+    let missing = errors(&sidecar(""));
+    assert!(
+        missing
+            .iter()
+            .any(|e| e.contains("spec.ingress[0].defaultEndpoint") && e.contains("needs")),
+        "{missing:?}"
+    );
+    let unix = errors(&sidecar("    defaultEndpoint: unix:///var/run/app.sock\n"));
+    assert!(unix.iter().any(|e| e.contains("not supported")), "{unix:?}");
+    let other = errors(&sidecar("    defaultEndpoint: 10.0.0.1:8080\n"));
+    assert!(
+        other.iter().any(|e| e.contains("invalid defaultEndpoint")),
+        "{other:?}"
+    );
+    let bind = errors(&sidecar(
+        "    defaultEndpoint: 127.0.0.1:8080\n    bind: 127.0.0.1\n    captureMode: NONE\n",
+    ));
+    assert!(
+        bind.iter().any(|e| e.contains("spec.ingress[0].bind"))
+            && bind
+                .iter()
+                .any(|e| e.contains("spec.ingress[0].captureMode")),
+        "{bind:?}"
     );
 }

@@ -63,6 +63,29 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The API token `meshlab up` wrote for this lab (the CLI sends it; so must
+    /// anything else that calls the API).
+    pub fn token(&self) -> String {
+        let file = self.token_file();
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|err| panic!("{}: {err}", file.display()))
+            .trim()
+            .to_owned()
+    }
+
+    /// Where `meshlab up` writes the lab's API token: the user's config directory.
+    pub fn token_file(&self) -> std::path::PathBuf {
+        std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".config")
+            })
+            .join("meshlab")
+            .join(&self.name)
+            .join("token")
+    }
+
     /// `meshlab up` on the lab's ports, with `extra` flags.
     pub fn up(&self, extra: &[&str]) -> String {
         let (http, dashboard) = (self.http_port.to_string(), self.dashboard_port.to_string());

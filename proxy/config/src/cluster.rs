@@ -102,6 +102,10 @@ pub struct UpstreamTls {
     pub sni: Option<String>,
     /// Identities the server may present (secure naming); empty = any the CA signed.
     pub subject_alt_names: Vec<String>,
+    /// Istio's auto mTLS (with `IstioMutual`): endpoints that run no sidecar are
+    /// sent plaintext instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_mtls: bool,
 }
 
 /// A cluster.

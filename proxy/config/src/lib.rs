@@ -19,11 +19,13 @@
 //! Like the route tables, nothing here does I/O: the same values are generated,
 //! sent, shown and served.
 
+pub mod authz;
 pub mod cluster;
 pub mod endpoint;
 pub mod listener;
 pub mod proxy;
 
+pub use authz::Authorization;
 pub use cluster::{
     BLACK_HOLE_CLUSTER, CircuitBreakers, Cluster, DiscoveryType, LbPolicy, OutlierDetection,
     TlsMode, UpstreamTls,
@@ -31,7 +33,7 @@ pub use cluster::{
 pub use endpoint::{ClusterLoadAssignment, Endpoint, EndpointAddress};
 pub use listener::{
     ChainMatch, DownstreamTls, FilterChain, HttpConnectionManager, Listener, NetworkFilter,
-    TcpProxy, TrafficDirection,
+    TcpProxy, TcpWeightedCluster, TrafficDirection,
 };
 pub use meshlab_proxy_route as route;
 pub use meshlab_proxy_route::{PASSTHROUGH_CLUSTER, RouteConfiguration};

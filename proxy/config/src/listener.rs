@@ -10,6 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::authz::Authorization;
+
 /// Which way a listener's traffic flows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -89,6 +91,9 @@ pub struct HttpConnectionManager {
     pub stat_prefix: String,
     /// The route configuration it uses, e.g. `9080`, `http.8080`, `inbound|9080||`.
     pub route_config_name: String,
+    /// Request authentication and authorization (inbound and gateway listeners).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
 }
 
 /// Envoy's `tcp_proxy`.
@@ -98,7 +103,52 @@ pub struct TcpProxy {
     /// Prefix of its statistics.
     pub stat_prefix: String,
     /// Where bytes go: a cluster name, `PassthroughCluster` or `BlackHoleCluster`.
+    /// With [`TcpProxy::weighted_clusters`], the first of them.
     pub cluster: String,
+    /// Connection-level authorization (inbound TCP ports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+    /// Envoy's `weighted_clusters`: each connection goes to one of these, picked by
+    /// weight (a VirtualService's `tcp`/`tls` route with several destinations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weighted_clusters: Vec<TcpWeightedCluster>,
+}
+
+/// One destination of a weighted TCP proxy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpWeightedCluster {
+    /// Cluster name.
+    pub name: String,
+    /// Relative weight; the share is `weight / sum of weights`.
+    pub weight: u32,
+}
+
+impl TcpProxy {
+    /// The sum of the weighted clusters' weights (0 without them).
+    pub fn total_weight(&self) -> u64 {
+        self.weighted_clusters
+            .iter()
+            .map(|c| u64::from(c.weight))
+            .sum()
+    }
+
+    /// The cluster for one connection: the one whose cumulative weight range holds
+    /// `draw % total` (as for weighted HTTP routes).
+    pub fn pick(&self, draw: u64) -> &str {
+        let total = self.total_weight();
+        if total == 0 {
+            return &self.cluster;
+        }
+        let mut point = draw % total;
+        for cluster in &self.weighted_clusters {
+            let weight = u64::from(cluster.weight);
+            if point < weight {
+                return &cluster.name;
+            }
+            point -= weight;
+        }
+        &self.cluster
+    }
 }
 
 /// TLS a listener terminates.

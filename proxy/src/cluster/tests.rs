@@ -9,6 +9,7 @@ fn context() -> Arc<ClusterContext> {
         roots: Roots::new("/nonexistent/ca.pem"),
         dns_refresh: Duration::from_secs(60),
         me: Peer::from_labels(&node_labels, Some("productpage-v1"), Some("default")),
+        identity: None,
     })
 }
 

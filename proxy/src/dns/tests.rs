@@ -16,11 +16,23 @@ async fn write_tcp_message(stream: &mut TcpStream, message: &[u8]) -> io::Result
     stream.write_all(message).await
 }
 
+/// A UDP socket and a TCP listener on one free loopback port. Another test may
+/// hold the TCP side of the port the UDP bind drew: then draw again.
+async fn udp_and_tcp() -> (UdpSocket, TcpListener) {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        match TcpListener::bind(udp.local_addr().unwrap()).await {
+            Ok(tcp) => return (udp, tcp),
+            Err(err) if err.kind() == io::ErrorKind::AddrInUse => continue,
+            Err(err) => panic!("{err}"),
+        }
+    }
+}
+
 /// A resolver stand-in that answers every query with the query's bytes reversed.
 async fn echo_resolver() -> SocketAddr {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (udp, tcp) = udp_and_tcp().await;
     let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
     tokio::spawn(async move {
         let mut buf = [0u8; 512];
         loop {
@@ -46,9 +58,8 @@ async fn echo_resolver() -> SocketAddr {
 #[tokio::test]
 async fn queries_are_relayed_over_udp_and_tcp() {
     let upstream = echo_resolver().await;
-    let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let bind = probe.local_addr().unwrap();
-    drop(probe);
+    // A port free for both protocols, released for the proxy to bind.
+    let bind = udp_and_tcp().await.0.local_addr().unwrap();
     tokio::spawn(serve(bind, upstream));
     tokio::time::sleep(Duration::from_millis(50)).await;
 

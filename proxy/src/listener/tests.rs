@@ -59,6 +59,8 @@ fn chain(name: &str, matcher: ChainMatch) -> FilterChain {
         filter: NetworkFilter::TcpProxy(TcpProxy {
             stat_prefix: name.to_owned(),
             cluster: name.to_owned(),
+            weighted_clusters: Vec::new(),
+            authorization: None,
         }),
         tls: None,
     }

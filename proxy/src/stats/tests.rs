@@ -214,3 +214,115 @@ fn counters_respect_limits() {
     counter.dec();
     assert_eq!(counter.get(), 1);
 }
+
+#[test]
+fn inbound_labels_carry_the_client_the_request_names() {
+    let stats = Stats::default();
+    let node_labels = BTreeMap::from([
+        ("app".to_owned(), "reviews".to_owned()),
+        ("version".to_owned(), "v2".to_owned()),
+    ]);
+    let me = Peer::from_labels(&node_labels, Some("reviews-v2"), Some("default"));
+    let base = stats.labels(
+        Reporter::Destination,
+        &Peer::unknown(),
+        &me,
+        &ServiceNames::of_host("reviews.default.svc.cluster.local"),
+    );
+    let client_labels = BTreeMap::from([
+        ("app".to_owned(), "productpage".to_owned()),
+        ("version".to_owned(), "v1".to_owned()),
+    ]);
+    let client = Peer::from_labels(&client_labels, Some("productpage-v1"), Some("default"));
+    let node = ProxyNode {
+        kind: meshlab_proxy_config::ProxyKind::Sidecar,
+        pod: "productpage-v1-6b746f74dc-9stvs".to_owned(),
+        namespace: "default".to_owned(),
+        ip: "10.0.0.7".to_owned(),
+        labels: client_labels,
+        service_account: "bookinfo-productpage".to_owned(),
+    };
+    let mut headers = http::HeaderMap::new();
+    crate::peer::PeerMetadata::new(&node, &client).apply(&mut headers, true);
+    let principal: Arc<str> = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage".into();
+    let source = Source {
+        metadata: crate::peer::take_inbound(&mut headers),
+        principal: Some(principal.clone()),
+    };
+
+    let labels = stats.with_source(&base, &source);
+    assert!(
+        Arc::ptr_eq(&labels, &stats.with_source(&base, &source)),
+        "interned"
+    );
+    // Without metadata or mTLS the client stays unknown.
+    let nobody = Source {
+        metadata: None,
+        principal: None,
+    };
+    assert!(Arc::ptr_eq(&stats.with_source(&base, &nobody), &base));
+    // Only mTLS: the principal, nothing else.
+    let only_mtls = stats.with_source(
+        &base,
+        &Source {
+            metadata: None,
+            principal: Some(principal),
+        },
+    );
+
+    let sample = |labels: &Arc<MetricLabels>| HttpSample {
+        labels: labels.clone(),
+        grpc: false,
+        response_code: 200,
+        flags: ResponseFlags::NONE,
+        duration: Duration::from_millis(3),
+        request_bytes: 0,
+        response_bytes: 10,
+    };
+    stats.record_http(&sample(&labels));
+    stats.record_http(&sample(&base));
+    stats.record_http(&sample(&only_mtls));
+    let text = stats.render_prometheus([]);
+    let requests: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("istio_requests_total{"))
+        .collect();
+    assert_eq!(requests.len(), 3, "{text}");
+    let known = requests
+        .iter()
+        .find(|l| l.contains("source_app=\"productpage\""))
+        .unwrap();
+    for label in [
+        "reporter=\"destination\"",
+        "source_workload=\"productpage-v1\"",
+        "source_workload_namespace=\"default\"",
+        "source_principal=\"spiffe://cluster.local/ns/default/sa/bookinfo-productpage\"",
+        "source_version=\"v1\"",
+        "source_canonical_service=\"productpage\"",
+        "source_canonical_revision=\"v1\"",
+        "destination_workload=\"reviews-v2\"",
+        "destination_app=\"reviews\"",
+        "destination_service_name=\"reviews\"",
+        "connection_security_policy=\"mutual_tls\"",
+    ] {
+        assert!(known.contains(label), "{label} missing from {known}");
+    }
+    let unknown = requests
+        .iter()
+        .find(|l| l.contains("source_principal=\"unknown\""))
+        .unwrap();
+    assert!(unknown.contains("source_app=\"unknown\""), "{unknown}");
+    assert!(
+        unknown.contains("connection_security_policy=\"none\""),
+        "{unknown}"
+    );
+    let mtls = requests
+        .iter()
+        .find(|l| l.contains("source_app=\"unknown\"") && l.contains("spiffe://"))
+        .unwrap();
+    assert!(mtls.contains("source_workload=\"unknown\""), "{mtls}");
+    assert!(
+        mtls.contains("connection_security_policy=\"mutual_tls\""),
+        "{mtls}"
+    );
+}

@@ -5,6 +5,9 @@
 mod support;
 
 mod admin;
+mod authz;
+mod mtls;
+mod peer;
 mod resilience;
 mod routing;
 mod tcp;

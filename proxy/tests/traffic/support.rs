@@ -111,6 +111,7 @@ pub fn hcm(route: &str) -> NetworkFilter {
     NetworkFilter::HttpConnectionManager(HttpConnectionManager {
         stat_prefix: format!("outbound_0.0.0.0_{route}"),
         route_config_name: route.to_owned(),
+        authorization: None,
     })
 }
 
@@ -119,6 +120,8 @@ pub fn tcp_proxy(cluster: &str) -> NetworkFilter {
     NetworkFilter::TcpProxy(TcpProxy {
         stat_prefix: cluster.to_owned(),
         cluster: cluster.to_owned(),
+        weighted_clusters: Vec::new(),
+        authorization: None,
     })
 }
 

@@ -50,6 +50,7 @@ fn simple(sni: &str) -> Option<UpstreamTls> {
         mode: TlsMode::Simple,
         sni: Some(sni.to_owned()),
         subject_alt_names: Vec::new(),
+        auto_mtls: false,
     })
 }
 

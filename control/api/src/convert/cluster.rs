@@ -51,6 +51,7 @@ pub(super) fn to_wire(cluster: Cluster) -> v1::Cluster {
             mode: tls_mode_to_wire(tls.mode).into(),
             sni: tls.sni,
             subject_alt_names: tls.subject_alt_names,
+            auto_mtls: tls.auto_mtls,
         }),
         http2: cluster.http2,
         origin: cluster.origin,
@@ -89,6 +90,7 @@ pub(super) fn from_wire(message: v1::Cluster) -> Result<Cluster, Invalid> {
             ),
             sni: tls.sni,
             subject_alt_names: tls.subject_alt_names,
+            auto_mtls: tls.auto_mtls,
         }),
         None => None,
     };

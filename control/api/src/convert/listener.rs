@@ -4,10 +4,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use meshlab_proxy_config::{
     ChainMatch, DownstreamTls, FilterChain, HttpConnectionManager, Listener, NetworkFilter,
-    TcpProxy, TrafficDirection,
+    TcpProxy, TcpWeightedCluster, TrafficDirection,
 };
 
-use super::{At, Invalid, each, known, required, to_u16};
+use super::{At, Invalid, authz, each, known, required, to_u16};
 use crate::v1::{self, filter_chain, listener};
 
 pub(super) fn to_wire(listener: Listener) -> v1::Listener {
@@ -53,11 +53,21 @@ fn chain_to_wire(chain: FilterChain) -> v1::FilterChain {
             filter_chain::Filter::HttpConnectionManager(v1::HttpConnectionManager {
                 stat_prefix: manager.stat_prefix,
                 route_config_name: manager.route_config_name,
+                authorization: manager.authorization.map(authz::to_wire),
             })
         }
         NetworkFilter::TcpProxy(proxy) => filter_chain::Filter::TcpProxy(v1::TcpProxy {
             stat_prefix: proxy.stat_prefix,
             cluster: proxy.cluster,
+            authorization: proxy.authorization.map(authz::to_wire),
+            weighted_clusters: proxy
+                .weighted_clusters
+                .into_iter()
+                .map(|c| v1::TcpWeightedCluster {
+                    name: c.name,
+                    weight: c.weight,
+                })
+                .collect(),
         }),
     };
     v1::FilterChain {
@@ -127,11 +137,22 @@ fn chain_from_wire(chain: v1::FilterChain) -> Result<FilterChain, Invalid> {
             NetworkFilter::HttpConnectionManager(HttpConnectionManager {
                 stat_prefix: manager.stat_prefix,
                 route_config_name: manager.route_config_name,
+                authorization: authz::option_from_wire(manager.authorization)
+                    .at("http_connection_manager")?,
             })
         }
         filter_chain::Filter::TcpProxy(proxy) => NetworkFilter::TcpProxy(TcpProxy {
             stat_prefix: proxy.stat_prefix,
             cluster: proxy.cluster,
+            authorization: authz::option_from_wire(proxy.authorization).at("tcp_proxy")?,
+            weighted_clusters: proxy
+                .weighted_clusters
+                .into_iter()
+                .map(|c| TcpWeightedCluster {
+                    name: c.name,
+                    weight: c.weight,
+                })
+                .collect(),
         }),
     };
     Ok(FilterChain {

@@ -5,9 +5,10 @@ use std::{collections::BTreeMap, time::Duration};
 
 use http::HeaderName;
 use meshlab_proxy_config::{
-    ChainMatch, CircuitBreakers, Cluster, ClusterLoadAssignment, DiscoveryType, DownstreamTls,
-    Endpoint, EndpointAddress, FilterChain, HttpConnectionManager, LbPolicy, Listener,
-    NetworkFilter, OutlierDetection, TcpProxy, TlsMode, TrafficDirection, UpstreamTls,
+    Authorization, ChainMatch, CircuitBreakers, Cluster, ClusterLoadAssignment, DiscoveryType,
+    DownstreamTls, Endpoint, EndpointAddress, FilterChain, HttpConnectionManager, LbPolicy,
+    Listener, NetworkFilter, OutlierDetection, TcpProxy, TcpWeightedCluster, TlsMode,
+    TrafficDirection, UpstreamTls,
     route::{
         Action, ClusterSpecifier, Domain, Fault, FaultAbort, FaultDelay, HashPolicy, HeaderMatch,
         HeaderMatcher, HeaderOps, HeaderPair, Mirror, PathMatch, PathRewrite, Pattern, QueryMatch,
@@ -241,6 +242,7 @@ fn clusters_round_trip() {
                 mode,
                 sni: Some("httpbin.org".to_owned()),
                 subject_alt_names: vec!["spiffe://cluster.local/ns/default/sa/reviews".to_owned()],
+                auto_mtls: false,
             }),
             http2: true,
             origin: vec![
@@ -288,6 +290,77 @@ fn endpoints_round_trip() {
     });
 }
 
+fn every_authorization_feature() -> Authorization {
+    use meshlab_proxy_config::authz::{
+        Action, Condition, JwtHeader, JwtProvider, Operation, Policy, Rule, Source,
+    };
+    let list = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    Authorization {
+        jwt_providers: vec![JwtProvider {
+            name: "istio-system/jwt-example#0".to_owned(),
+            issuer: "testing@secure.istio.io".to_owned(),
+            audiences: list(&["a", "b"]),
+            jwks: "{\"keys\":[]}".to_owned(),
+            from_headers: vec![JwtHeader {
+                name: "x-jwt".to_owned(),
+                value_prefix: "Bearer ".to_owned(),
+            }],
+            from_params: list(&["token"]),
+            forward: true,
+            forward_payload_header: "x-payload".to_owned(),
+            claim_to_headers: vec![meshlab_proxy_config::authz::ClaimToHeader {
+                header: "x-sub".to_owned(),
+                claim: "sub".to_owned(),
+            }],
+        }],
+        policies: vec![
+            Policy {
+                name: "ns[default]-policy[allow-nothing]".to_owned(),
+                action: Action::Allow,
+                rules: Vec::new(),
+            },
+            Policy {
+                name: "ns[foo]-policy[all]".to_owned(),
+                action: Action::Deny,
+                rules: vec![Rule {
+                    from: vec![Source {
+                        principals: list(&["cluster.local/ns/default/sa/x"]),
+                        not_principals: list(&["p"]),
+                        request_principals: list(&["*"]),
+                        not_request_principals: list(&["i/s"]),
+                        namespaces: list(&["default"]),
+                        not_namespaces: list(&["foo"]),
+                        ip_blocks: list(&["10.0.0.0/8"]),
+                        not_ip_blocks: list(&["10.1.0.0/16"]),
+                        remote_ip_blocks: list(&["1.2.3.4"]),
+                        not_remote_ip_blocks: list(&["::/0"]),
+                    }],
+                    to: vec![Operation {
+                        hosts: list(&["a"]),
+                        not_hosts: list(&["b"]),
+                        ports: vec![9080],
+                        not_ports: vec![8080],
+                        methods: list(&["GET"]),
+                        not_methods: list(&["POST"]),
+                        paths: list(&["/a/*"]),
+                        not_paths: list(&["*/b"]),
+                    }],
+                    when: vec![Condition {
+                        key: "request.auth.claims[groups]".to_owned(),
+                        values: list(&["g1"]),
+                        not_values: list(&["g2"]),
+                    }],
+                }],
+            },
+            Policy {
+                name: "ns[foo]-policy[audit]".to_owned(),
+                action: Action::Audit,
+                rules: vec![Rule::default()],
+            },
+        ],
+    }
+}
+
 #[test]
 fn listeners_round_trip() {
     let http = FilterChain {
@@ -299,6 +372,7 @@ fn listeners_round_trip() {
         filter: NetworkFilter::HttpConnectionManager(HttpConnectionManager {
             stat_prefix: "outbound_0.0.0.0_9080".to_owned(),
             route_config_name: "9080".to_owned(),
+            authorization: Some(every_authorization_feature()),
         }),
         tls: None,
     };
@@ -313,6 +387,17 @@ fn listeners_round_trip() {
         filter: NetworkFilter::TcpProxy(TcpProxy {
             stat_prefix: "outbound|443||www.google.com".to_owned(),
             cluster: "outbound|443||www.google.com".to_owned(),
+            authorization: Some(Authorization::default()),
+            weighted_clusters: vec![
+                TcpWeightedCluster {
+                    name: "outbound|443|v1|www.google.com".to_owned(),
+                    weight: 90,
+                },
+                TcpWeightedCluster {
+                    name: "outbound|443|v2|www.google.com".to_owned(),
+                    weight: 10,
+                },
+            ],
         }),
         tls: Some(DownstreamTls {
             certificate: "default".to_owned(),
@@ -325,6 +410,8 @@ fn listeners_round_trip() {
         filter: NetworkFilter::TcpProxy(TcpProxy {
             stat_prefix: "PassthroughCluster".to_owned(),
             cluster: "PassthroughCluster".to_owned(),
+            authorization: None,
+            weighted_clusters: Vec::new(),
         }),
         tls: None,
     };
@@ -441,5 +528,42 @@ fn invalid_messages_name_the_field() {
             .expect_err("invalid")
             .to_string(),
         "LDS \"virtualInbound\": traffic_direction: is required"
+    );
+}
+
+#[test]
+fn invalid_authorization_names_the_field() {
+    let listener = |authorization: Authorization| Listener {
+        name: "virtualInbound".to_owned(),
+        address: "0.0.0.0:15006".parse().unwrap(),
+        direction: TrafficDirection::Inbound,
+        use_original_dst: true,
+        filter_chains: vec![FilterChain {
+            name: "0.0.0.0_9080".to_owned(),
+            matcher: ChainMatch::default(),
+            filter: NetworkFilter::HttpConnectionManager(HttpConnectionManager {
+                stat_prefix: "inbound_0.0.0.0_9080".to_owned(),
+                route_config_name: "inbound|9080||".to_owned(),
+                authorization: Some(authorization),
+            }),
+            tls: None,
+        }],
+        default_filter_chain: None,
+    };
+    let mut message = listener(every_authorization_feature()).into_message();
+    let Some(v1::filter_chain::Filter::HttpConnectionManager(hcm)) =
+        &mut message.filter_chains[0].filter
+    else {
+        unreachable!("built as HTTP")
+    };
+    let authorization = hcm.authorization.as_mut().unwrap();
+    authorization.policies[1].rules[0].when[0].key = "request.nope".to_owned();
+    authorization.policies[0].action = 0;
+    let error = Listener::from_message(message)
+        .expect_err("invalid")
+        .to_string();
+    assert_eq!(
+        error,
+        "LDS \"virtualInbound\": filter_chains[0].http_connection_manager.authorization.policies[0].action: is required"
     );
 }
