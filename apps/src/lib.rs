@@ -16,6 +16,7 @@
 pub mod curl;
 pub mod details;
 pub mod fortio;
+pub mod gen_jwt;
 pub mod httpbin;
 pub mod internet;
 pub mod productpage;

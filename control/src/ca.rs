@@ -157,7 +157,7 @@ impl Tokens {
 }
 
 /// A certificate the CA issued.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Issued {
     /// PEM: the workload certificate, then the root.
     pub chain: Vec<String>,

@@ -9,7 +9,8 @@
 //! secret` can show what a proxy holds.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use meshlab_control_api::v1::{
@@ -20,28 +21,64 @@ use tonic::{Request, Response, Status};
 
 use crate::ca::{CaError, Issued, MeshCa};
 
-/// The certificates issued, by `(namespace, pod)`: the newest of each pod.
+/// The certificates issued, by `(namespace, pod)`: the newest of each pod, kept in
+/// a file of the state volume so a restarted control plane still shows what each
+/// proxy holds (proxies keep their certificates across the restart).
 #[derive(Debug, Default)]
 pub struct IssuedCertificates {
-    by_pod: Mutex<BTreeMap<(String, String), Issued>>,
+    by_pod: Mutex<BTreeMap<String, Issued>>,
+    file: Option<PathBuf>,
 }
 
 impl IssuedCertificates {
-    /// The newest certificate issued to `pod` in `namespace`.
-    pub fn get(&self, namespace: &str, pod: &str) -> Option<Issued> {
-        self.by_pod
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&(namespace.to_owned(), pod.to_owned()))
-            .cloned()
+    /// The record kept in `file`, empty when there is none yet (or it is unreadable,
+    /// which is logged: proxies renew their certificates, refilling it).
+    pub fn open(file: PathBuf) -> Self {
+        let by_pod = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|err| {
+                tracing::warn!(file = %file.display(), %err, "ignoring an unreadable record of issued certificates");
+                BTreeMap::new()
+            }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(err) => {
+                tracing::warn!(file = %file.display(), %err, "cannot read the record of issued certificates");
+                BTreeMap::new()
+            }
+        };
+        IssuedCertificates {
+            by_pod: Mutex::new(by_pod),
+            file: Some(file),
+        }
     }
 
-    fn record(&self, namespace: String, pod: String, issued: Issued) {
+    /// The newest certificate issued to `pod` in `namespace`.
+    pub fn get(&self, namespace: &str, pod: &str) -> Option<Issued> {
+        self.lock().get(&key(namespace, pod)).cloned()
+    }
+
+    fn record(&self, namespace: &str, pod: &str, issued: Issued) {
+        let mut by_pod = self.lock();
+        by_pod.insert(key(namespace, pod), issued);
+        let Some(file) = &self.file else { return };
+        let temp = file.with_extension("tmp");
+        let written = serde_json::to_vec(&*by_pod)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&temp, bytes))
+            .and_then(|()| std::fs::rename(&temp, file));
+        if let Err(err) = written {
+            tracing::warn!(file = %file.display(), %err, "cannot keep the record of issued certificates");
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Issued>> {
         self.by_pod
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert((namespace, pod), issued);
     }
+}
+
+fn key(namespace: &str, pod: &str) -> String {
+    format!("{namespace}/{pod}")
 }
 
 /// The gRPC service.
@@ -80,7 +117,7 @@ impl CertificateService {
             Ok(issued) => {
                 if let Ok(identity) = identity {
                     self.issued
-                        .record(identity.namespace, identity.pod, issued.clone());
+                        .record(&identity.namespace, &identity.pod, issued.clone());
                 }
                 Ok(issued)
             }

@@ -168,7 +168,9 @@ pub async fn run(config: Config, ui: Router) -> Result<(), ControlError> {
         config.plugged_ca.as_ref(),
         config.workload_cert_ttl,
     )?);
-    let issued = Arc::new(IssuedCertificates::default());
+    let issued = Arc::new(IssuedCertificates::open(
+        config.state_dir.join("issued-certificates.json"),
+    ));
     let docker = Docker::connect().await?;
     ensure_internet(&docker, &config, &ca).await?;
 

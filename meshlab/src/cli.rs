@@ -189,6 +189,35 @@ enum Command {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
         args: Vec<OsString>,
     },
+    /// Sign a JWT as Istio's sample tool `gen-jwt.py` does (RS256; without KEY, Istio's
+    /// sample key, whose public half `jwks.json` publishes).
+    #[command(name = "gen-jwt")]
+    GenJwt {
+        /// The RSA private key (PEM); default: Istio's `samples/key.pem`.
+        key: Option<OsString>,
+        /// The `iss` claim.
+        #[arg(long, default_value = meshlab_apps::gen_jwt::SAMPLE_ISSUER)]
+        iss: String,
+        /// The `aud` claim; comma-separated for several.
+        #[arg(long)]
+        aud: Option<String>,
+        /// The `sub` claim (default: the issuer).
+        #[arg(long)]
+        sub: Option<String>,
+        /// Other string claims: `name1:value1,name2:value2`.
+        #[arg(long)]
+        claims: Option<String>,
+        /// Write the public key set (JWKS) to this file.
+        #[arg(long)]
+        jwks: Option<PathBuf>,
+        /// Seconds until `exp` (negative: already expired).
+        #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
+        expire: i64,
+        /// A list claim, `name=value1,value2` (repeatable; `gen-jwt.py` takes
+        /// `-listclaim name value1 value2`).
+        #[arg(long, value_name = "NAME=VALUES")]
+        listclaim: Vec<String>,
+    },
     /// Run one of meshlab's roles in the foreground (used inside the lab's containers).
     Run {
         #[command(subcommand)]
@@ -378,6 +407,27 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             ExitCode::from(u8::try_from(meshlab_apps::curl::main(args)).unwrap_or(1))
         }
         Command::Run { role } => report(run_role(role)),
+        Command::GenJwt {
+            key,
+            iss,
+            aud,
+            sub,
+            claims,
+            jwks,
+            expire,
+            listclaim,
+        } => report(gen_jwt(
+            key.as_ref(),
+            jwks.as_deref(),
+            &meshlab_apps::gen_jwt::Request {
+                issuer: iss,
+                subject: sub,
+                audience: aud,
+                claims,
+                list_claims: listclaim,
+                expire,
+            },
+        )),
         command => report(cli_runtime().and_then(|rt| rt.block_on(run_command(&lab, command)))),
     }
 }
@@ -631,10 +681,26 @@ async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
                 labs::reset(&client, &name).await?;
             }
         },
-        Command::Curl { .. } | Command::Run { .. } => {
+        Command::Curl { .. } | Command::Run { .. } | Command::GenJwt { .. } => {
             unreachable!("handled before the runtime starts")
         }
     }
+    Ok(0)
+}
+
+/// `meshlab gen-jwt`: prints the token; writes the JWKS when asked.
+fn gen_jwt(
+    key: Option<&OsString>,
+    jwks: Option<&std::path::Path>,
+    request: &meshlab_apps::gen_jwt::Request,
+) -> anyhow::Result<u8> {
+    use meshlab_apps::gen_jwt::{SigningKey, key_pem, now};
+    let key = SigningKey::from_pem(&key_pem(key)?)?;
+    if let Some(path) = jwks {
+        std::fs::write(path, key.jwks())
+            .with_context(|| format!("cannot write the JWKS to {}", path.display()))?;
+    }
+    println!("{}", key.sign(request, now())?);
     Ok(0)
 }
 

@@ -400,6 +400,25 @@ fn istios_authorization_and_jwt_tasks_behave_as_documented() {
         "401"
     );
 
+    // Tokens of the task's own tool: `gen-jwt.py key.pem --expire 5`, with the key
+    // fetched as the task fetches it. Used every 10 s the task sees 200 seven times,
+    // then 401: a token stays good 60 s past its `exp` (the clock-skew allowance).
+    let (exit, key) = lab.curl_from_sleep(&[&DEMO_JWT_URL.replace("demo.jwt", "key.pem")]);
+    assert!(exit == 0 && key.contains("BEGIN RSA PRIVATE KEY"), "{key}");
+    let key_file = std::env::temp_dir().join(format!("{}-key.pem", lab.name));
+    std::fs::write(&key_file, key).unwrap();
+    let key_path = key_file.to_str().unwrap();
+    for (expire, want) in [("5", "200"), ("-30", "200"), ("-90", "401")] {
+        let token = lab.ok(&["gen-jwt", key_path, "--expire", expire]);
+        let bearer = format!("Authorization: Bearer {}", token.trim());
+        assert_eq!(
+            status(&lab, "/headers", &["--header", bearer.as_str()]),
+            want,
+            "a token expiring in {expire} s"
+        );
+    }
+    let _ = std::fs::remove_file(&key_file);
+
     // Require a valid token: DENY notRequestPrincipals ["*"].
     lab.apply(FRONTEND_INGRESS);
     status_becomes(&lab, "no token is denied", "/headers", &[], "403");

@@ -360,6 +360,22 @@ fn mutual_tls_tasks_behave_as_documented() {
         "the mesh root is the plugged-in CA"
     );
 
+    // A restarted control plane still shows what the proxy holds (proxies keep
+    // their certificates across the restart).
+    let killed = std::process::Command::new("docker")
+        .args(["kill", &format!("{}-control", lab.name)])
+        .output()
+        .unwrap();
+    assert!(killed.status.success(), "{killed:?}");
+    lab.up(&["--no-bookinfo", "--workload-cert-ttl", "1m"]);
+    let after = lab.ok(&["proxy-config", "secret", "deploy/httpbin", "-n", "foo"]);
+    assert!(
+        after
+            .lines()
+            .any(|l| l.starts_with("default ") && l.contains("Cert Chain") && l.contains("true")),
+        "after a control plane restart:\n{after}"
+    );
+
     // §8.2 namespace STRICT in foo: only legacy→foo fails, with curl's 000 / exit 56.
     lab.apply(STRICT_FOO);
     let strict_foo = [

@@ -4,10 +4,11 @@
 //! for the keys and `curl …/demo.jwt` for a token.
 //!
 //! The files are Istio's public test fixtures, served verbatim for any ref
-//! (`master`, `release-1.24`, …): the public key set, and two tokens signed with its
-//! private key (which meshlab does not have), `demo.jwt` (`iss` and `sub`
-//! `testing@secure.istio.io`, expiring in 2118) and `groups-scope.jwt` (with
-//! `groups: [group1, group2]` and `scope: [scope1, scope2]`).
+//! (`master`, `release-1.24`, …): the public key set; two tokens signed with its
+//! private key, `demo.jwt` (`iss` and `sub` `testing@secure.istio.io`, expiring in
+//! 2118) and `groups-scope.jwt` (with `groups: [group1, group2]` and
+//! `scope: [scope1, scope2]`); and that private key, `key.pem`, which the task
+//! hands to its token tool (`meshlab gen-jwt key.pem --expire 5`).
 
 use axum::Router;
 use axum::extract::Path;
@@ -34,6 +35,7 @@ pub(super) fn router() -> Router {
                     "jwks.json" => JWKS,
                     "demo.jwt" => DEMO_JWT,
                     "groups-scope.jwt" => GROUPS_SCOPE_JWT,
+                    "key.pem" => crate::gen_jwt::SAMPLE_KEY_PEM,
                     _ => return (StatusCode::NOT_FOUND, "404: Not Found").into_response(),
                 };
                 (

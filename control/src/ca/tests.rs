@@ -109,6 +109,31 @@ fn a_csr_for_another_service_account_is_refused() {
 }
 
 #[test]
+fn issued_certificates_outlive_a_control_plane_restart() {
+    let (ca, dir) = ca("issued-record");
+    let token = ca.tokens().mint("foo", "sleep", "sleep-abc");
+    let file = dir.join("issued-certificates.json");
+    let service = CertificateService::new(
+        Arc::new(ca),
+        Arc::new(IssuedCertificates::open(file.clone())),
+    );
+    let request = meshlab_control_api::v1::IstioCertificateRequest {
+        csr: csr_for("spiffe://cluster.local/ns/foo/sa/sleep"),
+        validity_duration: 0,
+    };
+    let issued = service.create(Some(&token), &request).unwrap();
+
+    let reopened = IssuedCertificates::open(file);
+    let kept = reopened
+        .get("foo", "sleep-abc")
+        .expect("kept across the restart");
+    assert_eq!(kept.chain, issued.chain);
+    assert_eq!(kept.serial, issued.serial);
+    assert!(reopened.get("foo", "httpbin-abc").is_none());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn pod_a_token_cannot_obtain_pod_b_identity() {
     let tokens = Tokens::new(b"a secret of at least thirty-two bytes!");
     let a = tokens.mint("foo", "sleep", "sleep-a");
