@@ -40,7 +40,7 @@ use meshlab_proxy_config::route::{
 };
 use meshlab_proxy_config::{
     BLACK_HOLE_CLUSTER, ChainMatch, ClusterLoadAssignment, DiscoveryType, DownstreamTls, Endpoint,
-    EndpointAddress, FilterChain, HttpConnectionManager, Listener, NetworkFilter,
+    EndpointAddress, FilterChain, HttpConnectionManager, Listener, MESH_MTLS_ALPN, NetworkFilter,
     PASSTHROUGH_CLUSTER, ProxyConfig, ProxyNode, RouteConfiguration, TcpProxy, TcpWeightedCluster,
     TrafficDirection,
 };
@@ -720,6 +720,20 @@ fn inbound(mesh: &Mesh, node: &ProxyNode, ingress: &[IngressPort], config: &mut 
             },
         );
         config.clusters.insert(cluster_name.clone(), cluster);
+        // The app's own TLS (PERMISSIVE, no `istio*` ALPN) is relayed as bytes; JWTs
+        // are HTTP, so a TCP chain enforces only the policies.
+        let tcp = NetworkFilter::TcpProxy(TcpProxy {
+            stat_prefix: cluster_name.clone(),
+            cluster: cluster_name.clone(),
+            weighted_clusters: Vec::new(),
+            authorization: authorization
+                .as_ref()
+                .filter(|a| !a.policies.is_empty())
+                .map(|a| meshlab_proxy_config::Authorization {
+                    jwt_providers: Vec::new(),
+                    policies: a.policies.clone(),
+                }),
+        });
         let filter = if protocol.is_http() {
             let route = RouteConfiguration {
                 name: cluster_name.clone(),
@@ -738,24 +752,12 @@ fn inbound(mesh: &Mesh, node: &ProxyNode, ingress: &[IngressPort], config: &mut 
                 authorization: authorization.clone(),
             })
         } else {
-            NetworkFilter::TcpProxy(TcpProxy {
-                stat_prefix: cluster_name.clone(),
-                cluster: cluster_name.clone(),
-                weighted_clusters: Vec::new(),
-                // JWTs are HTTP: a TCP chain enforces only the policies.
-                authorization: authorization
-                    .as_ref()
-                    .filter(|a| !a.policies.is_empty())
-                    .map(|a| meshlab_proxy_config::Authorization {
-                        jwt_providers: Vec::new(),
-                        policies: a.policies.clone(),
-                    }),
-            })
+            tcp.clone()
         };
-        filters.insert(port, filter);
+        filters.insert(port, (filter, tcp));
     }
     for (port, target) in ports.keys().map(|p| (*p, *p)).chain(aliases) {
-        let Some(filter) = filters.get(&target) else {
+        let Some((filter, tcp)) = filters.get(&target) else {
             continue;
         };
         let name = if port == target {
@@ -770,6 +772,7 @@ fn inbound(mesh: &Mesh, node: &ProxyNode, ingress: &[IngressPort], config: &mut 
                 ..ChainMatch::default()
             },
             filter,
+            tcp,
             policy.mode_for(target),
         ));
     }
@@ -777,6 +780,7 @@ fn inbound(mesh: &Mesh, node: &ProxyNode, ingress: &[IngressPort], config: &mut 
     let mut catch_all = secured(
         &passthrough.name,
         &ChainMatch::default(),
+        &passthrough.filter,
         &passthrough.filter,
         policy.mode,
     );
@@ -797,32 +801,38 @@ fn inbound(mesh: &Mesh, node: &ProxyNode, ingress: &[IngressPort], config: &mut 
 }
 
 /// The chains for `filter` on connections `matcher` takes, under `mode`: one
-/// terminating mTLS (STRICT), one plaintext (DISABLE), or both, told apart by the
-/// transport the first bytes show (PERMISSIVE: `tls` first, then `raw_buffer`).
+/// terminating mTLS (STRICT), one plaintext (DISABLE), or, told apart by the first
+/// bytes (PERMISSIVE), mTLS for a ClientHello offering Istio's `istio*` ALPN, the
+/// app's own TLS relayed untouched by `tcp`, and plaintext last.
 fn secured(
     name: &str,
     matcher: &ChainMatch,
     filter: &NetworkFilter,
+    tcp: &NetworkFilter,
     mode: authn::Mode,
 ) -> Vec<FilterChain> {
-    let chain = |transport: Option<&str>, tls: bool| FilterChain {
-        name: name.to_owned(),
-        matcher: ChainMatch {
-            transport_protocol: transport.map(str::to_owned),
-            ..matcher.clone()
-        },
-        filter: filter.clone(),
-        tls: tls.then(|| DownstreamTls {
-            certificate: names::WORKLOAD_SECRET.to_owned(),
-            require_client_certificate: true,
-        }),
-    };
+    let chain =
+        |transport: Option<&str>, alpn: &[&str], filter: &NetworkFilter, tls: bool| FilterChain {
+            name: name.to_owned(),
+            matcher: ChainMatch {
+                transport_protocol: transport.map(str::to_owned),
+                application_protocols: alpn.iter().map(|p| (*p).to_owned()).collect(),
+                ..matcher.clone()
+            },
+            filter: filter.clone(),
+            tls: tls.then(|| DownstreamTls {
+                certificate: names::WORKLOAD_SECRET.to_owned(),
+                require_client_certificate: true,
+            }),
+        };
     match mode {
-        authn::Mode::Strict => vec![chain(None, true)],
-        authn::Mode::Disable => vec![chain(None, false)],
-        authn::Mode::Permissive => {
-            vec![chain(Some("tls"), true), chain(Some("raw_buffer"), false)]
-        }
+        authn::Mode::Strict => vec![chain(None, &[], filter, true)],
+        authn::Mode::Disable => vec![chain(None, &[], filter, false)],
+        authn::Mode::Permissive => vec![
+            chain(Some("tls"), &MESH_MTLS_ALPN, filter, true),
+            chain(Some("tls"), &[], tcp, false),
+            chain(Some("raw_buffer"), &[], filter, false),
+        ],
     }
 }
 

@@ -65,8 +65,11 @@ pub(crate) enum Hello {
     NotTls,
     /// TLS so far; more bytes are needed to see the SNI.
     Incomplete,
-    /// A TLS ClientHello, with its SNI if it has one.
-    Tls(Option<String>),
+    /// A TLS ClientHello: its SNI if it has one, and the ALPN protocols it offers.
+    Tls {
+        sni: Option<String>,
+        alpn: Vec<String>,
+    },
 }
 
 /// The listeners a proxy runs.
@@ -245,15 +248,16 @@ async fn handle_connection(
     } else {
         local
     };
-    let (transport, server_name) = if needs_inspection(listener, destination) {
+    let (transport, server_name, alpn) = if needs_inspection(listener, destination) {
         match inspect(&stream, shared.protocol_detection_timeout).await {
-            Hello::Tls(sni) => ("tls", sni),
-            Hello::NotTls | Hello::Incomplete => ("raw_buffer", None),
+            Hello::Tls { sni, alpn } => ("tls", sni, alpn),
+            Hello::NotTls | Hello::Incomplete => ("raw_buffer", None, Vec::new()),
         }
     } else {
-        ("raw_buffer", None)
+        ("raw_buffer", None, Vec::new())
     };
-    let Some(chain) = listener.chain_for(destination, server_name.as_deref(), transport) else {
+    let Some(chain) = listener.chain_for(destination, server_name.as_deref(), transport, &alpn)
+    else {
         tracing::debug!(listener = %name, %destination, "no filter chain matches; closing");
         return;
     };
@@ -459,7 +463,12 @@ async fn inspect(stream: &TcpStream, timeout: Option<Duration>) -> Hello {
                     // once would see the same bytes.
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-                Hello::Incomplete => return Hello::Tls(None),
+                Hello::Incomplete => {
+                    return Hello::Tls {
+                        sni: None,
+                        alpn: Vec::new(),
+                    };
+                }
                 hello => return hello,
             }
         }
@@ -472,13 +481,10 @@ async fn inspect(stream: &TcpStream, timeout: Option<Duration>) -> Hello {
     }
 }
 
-/// Reads a TLS ClientHello's SNI from the first record of a connection
-/// (RFC 8446 §4.1.2, RFC 6066 §3).
+/// Reads a TLS ClientHello's SNI and ALPN offer from the first record of a
+/// connection (RFC 8446 §4.1.2, RFC 6066 §3, RFC 7301 §3.1).
 pub(crate) fn parse_client_hello(data: &[u8]) -> Hello {
     const HANDSHAKE: u8 = 0x16;
-    const CLIENT_HELLO: u8 = 0x01;
-    const SERVER_NAME: u16 = 0x0000;
-    const HOST_NAME: u8 = 0x00;
     match data {
         [] => return Hello::Incomplete,
         [first, ..] if *first != HANDSHAKE => return Hello::NotTls,
@@ -492,42 +498,62 @@ pub(crate) fn parse_client_hello(data: &[u8]) -> Hello {
     let Some(record) = data.get(5..5 + record_len) else {
         return Hello::Incomplete;
     };
+    let (sni, alpn) = client_hello_extensions(record).unwrap_or_default();
+    Hello::Tls { sni, alpn }
+}
+
+/// The SNI host name and ALPN protocols of a ClientHello handshake message; `None`
+/// when it is malformed.
+fn client_hello_extensions(record: &[u8]) -> Option<(Option<String>, Vec<String>)> {
+    const CLIENT_HELLO: u8 = 0x01;
+    const SERVER_NAME: u16 = 0x0000;
+    const ALPN: u16 = 0x0010;
+    const HOST_NAME: u8 = 0x00;
     let mut reader = Reader(record);
-    let sni = (|| {
-        if reader.u8()? != CLIENT_HELLO {
-            return None;
-        }
-        reader.skip(3)?; // handshake length
-        reader.skip(2 + 32)?; // legacy version, random
-        let session = usize::from(reader.u8()?);
-        reader.skip(session)?;
-        let suites = usize::from(reader.u16()?);
-        reader.skip(suites)?;
-        let compression = usize::from(reader.u8()?);
-        reader.skip(compression)?;
-        let extensions_len = usize::from(reader.u16()?);
-        let mut extensions = Reader(reader.take(extensions_len.min(reader.0.len()))?);
-        while !extensions.0.is_empty() {
-            let kind = extensions.u16()?;
-            let len = usize::from(extensions.u16()?);
-            let mut body = Reader(extensions.take(len)?);
-            if kind != SERVER_NAME {
-                continue;
-            }
-            let list_len = usize::from(body.u16()?);
-            let mut list = Reader(body.take(list_len)?);
-            while !list.0.is_empty() {
-                let name_type = list.u8()?;
-                let name_len = usize::from(list.u16()?);
-                let name = list.take(name_len)?;
-                if name_type == HOST_NAME {
-                    return std::str::from_utf8(name).ok().map(str::to_ascii_lowercase);
+    if reader.u8()? != CLIENT_HELLO {
+        return None;
+    }
+    reader.skip(3)?; // handshake length
+    reader.skip(2 + 32)?; // legacy version, random
+    let session = usize::from(reader.u8()?);
+    reader.skip(session)?;
+    let suites = usize::from(reader.u16()?);
+    reader.skip(suites)?;
+    let compression = usize::from(reader.u8()?);
+    reader.skip(compression)?;
+    let extensions_len = usize::from(reader.u16()?);
+    let mut extensions = Reader(reader.take(extensions_len.min(reader.0.len()))?);
+    let (mut sni, mut alpn) = (None, Vec::new());
+    while !extensions.0.is_empty() {
+        let kind = extensions.u16()?;
+        let len = usize::from(extensions.u16()?);
+        let mut body = Reader(extensions.take(len)?);
+        match kind {
+            SERVER_NAME => {
+                let list_len = usize::from(body.u16()?);
+                let mut list = Reader(body.take(list_len)?);
+                while !list.0.is_empty() && sni.is_none() {
+                    let name_type = list.u8()?;
+                    let name_len = usize::from(list.u16()?);
+                    let name = list.take(name_len)?;
+                    if name_type == HOST_NAME {
+                        sni = std::str::from_utf8(name).ok().map(str::to_ascii_lowercase);
+                    }
                 }
             }
+            ALPN => {
+                let list_len = usize::from(body.u16()?);
+                let mut list = Reader(body.take(list_len)?);
+                while !list.0.is_empty() {
+                    let protocol_len = usize::from(list.u8()?);
+                    let protocol = list.take(protocol_len)?;
+                    alpn.push(String::from_utf8_lossy(protocol).into_owned());
+                }
+            }
+            _ => {}
         }
-        None
-    })();
-    Hello::Tls(sni)
+    }
+    Some((sni, alpn))
 }
 
 /// A cursor over a byte slice; every read is checked.

@@ -11,9 +11,10 @@
 //! ALPN offers `h2` only for clusters that speak HTTP/2 upstream.
 //!
 //! `ISTIO_MUTUAL` is mesh mTLS with the proxy's own identity ([`crate::identity`]):
-//! the SNI is Istio's `outbound_.PORT_.SUBSET_.HOST`, the server must present one of
-//! the cluster's SPIFFE identities (secure naming), and with auto mTLS endpoints
-//! without a sidecar get plaintext. `MUTUAL` (client certificates from files) is not
+//! the SNI is Istio's `outbound_.PORT_.SUBSET_.HOST`, ALPN offers Istio's `istio*`
+//! values (how a PERMISSIVE server tells mesh mTLS from an app's own TLS), the
+//! server must present one of the cluster's SPIFFE identities (secure naming), and
+//! with auto mTLS endpoints without a sidecar get plaintext. `MUTUAL` (client certificates from files) is not
 //! supported: the control plane rejects it, and a cluster asking for it fails its
 //! connections with a transport failure reason that says so.
 
@@ -21,7 +22,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use meshlab_proxy_config::{TlsMode, UpstreamTls};
+use meshlab_proxy_config::{MESH_ALPN, MESH_ALPN_H2, TlsMode, UpstreamTls};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
@@ -111,9 +112,14 @@ impl Origination {
                 let mut config = identity
                     .client_config(tls.subject_alt_names.clone())
                     .map_err(|err| err.to_string())?;
-                if http2 {
-                    config.alpn_protocols = vec![b"h2".to_vec()];
+                config.alpn_protocols = if http2 {
+                    &MESH_ALPN_H2[..]
+                } else {
+                    &MESH_ALPN[..]
                 }
+                .iter()
+                .map(|p| p.as_bytes().to_vec())
+                .collect();
                 return Ok(Some(Self {
                     connector: TlsConnector::from(Arc::new(config)),
                     sni: sni(tls)?,

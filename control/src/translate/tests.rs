@@ -425,14 +425,15 @@ fn the_inbound_listener_delivers_the_pods_own_ports_to_the_app() {
     let mesh = mesh(&[], OutboundMode::AllowAny);
     let reviews = sidecar(&mesh, &node(&pods()[3]));
     let inbound = &reviews.listeners[names::VIRTUAL_INBOUND];
-    // PERMISSIVE: port 9080 as mTLS and as plaintext, and the passthrough as mTLS
-    // (its plaintext side is the default chain).
+    // PERMISSIVE: port 9080 as mTLS, the app's own TLS and plaintext, and the
+    // passthrough as mTLS and the app's TLS (its plaintext side is the default
+    // chain).
     let ports: Vec<Option<u16>> = inbound
         .filter_chains
         .iter()
         .map(|c| c.matcher.destination_port)
         .collect();
-    assert_eq!(ports, [Some(9080), Some(9080), None]);
+    assert_eq!(ports, [Some(9080), Some(9080), Some(9080), None, None]);
     let endpoints = &reviews.endpoints["inbound|9080||"];
     assert_eq!(
         endpoints.endpoints[0].address,
@@ -1060,8 +1061,19 @@ fn without_a_policy_inbound_ports_are_permissive() {
         inbound_chains(&reviews_v1(&mesh), 9080),
         [
             (Some("tls".to_owned()), true),
+            (Some("tls".to_owned()), false),
             (Some("raw_buffer".to_owned()), false)
         ]
+    );
+    // Mesh mTLS is the TLS offering Istio's ALPN; the app's own TLS is relayed as
+    // bytes to the app.
+    let chains = &reviews_v1(&mesh).listeners[names::VIRTUAL_INBOUND].filter_chains;
+    assert_eq!(chains[0].matcher.application_protocols, MESH_MTLS_ALPN);
+    assert!(chains[1].matcher.application_protocols.is_empty());
+    assert!(
+        matches!(&chains[1].filter, NetworkFilter::TcpProxy(tcp) if tcp.cluster == "inbound|9080||"),
+        "{:?}",
+        chains[1].filter
     );
 }
 

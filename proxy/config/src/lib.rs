@@ -32,8 +32,8 @@ pub use cluster::{
 };
 pub use endpoint::{ClusterLoadAssignment, Endpoint, EndpointAddress};
 pub use listener::{
-    ChainMatch, DownstreamTls, FilterChain, HttpConnectionManager, Listener, NetworkFilter,
-    TcpProxy, TcpWeightedCluster, TrafficDirection,
+    ChainMatch, DownstreamTls, FilterChain, HttpConnectionManager, Listener, MESH_ALPN,
+    MESH_ALPN_H2, MESH_MTLS_ALPN, NetworkFilter, TcpProxy, TcpWeightedCluster, TrafficDirection,
 };
 pub use meshlab_proxy_route as route;
 pub use meshlab_proxy_route::{PASSTHROUGH_CLUSTER, RouteConfiguration};

@@ -59,6 +59,24 @@ pub struct FilterChain {
     pub tls: Option<DownstreamTls>,
 }
 
+/// The ALPN protocols a sidecar offers on mesh mTLS to an HTTP/2 upstream (Istio's
+/// `istio.alpn` override: `istio-h2`, `istio`, then the real one).
+pub const MESH_ALPN_H2: [&str; 3] = ["istio-h2", "istio", "h2"];
+
+/// The ALPN protocols a sidecar offers on other mesh mTLS connections (Istio's
+/// TCP metadata-exchange values).
+pub const MESH_ALPN: [&str; 2] = ["istio-peer-exchange", "istio"];
+
+/// The ALPN protocols by which an inbound PERMISSIVE chain recognizes mesh mTLS;
+/// TLS offering none of them is the app's own, passed through untouched.
+pub const MESH_MTLS_ALPN: [&str; 5] = [
+    "istio-peer-exchange",
+    "istio",
+    "istio-http/1.0",
+    "istio-http/1.1",
+    "istio-h2",
+];
+
 /// Which connections a filter chain takes; empty fields match anything.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -71,6 +89,10 @@ pub struct ChainMatch {
     pub server_names: Vec<String>,
     /// `tls` or `raw_buffer`, as sniffed from the first bytes.
     pub transport_protocol: Option<String>,
+    /// ALPN protocols of a TLS ClientHello, one of which the client must offer
+    /// (Istio tells mesh mTLS from other TLS by `istio*` values).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub application_protocols: Vec<String>,
 }
 
 /// What a filter chain runs.
@@ -168,6 +190,7 @@ impl ChainMatch {
         destination: SocketAddr,
         server_name: Option<&str>,
         transport: &str,
+        offered_protocols: &[String],
     ) -> bool {
         self.destination_port
             .is_none_or(|p| p == destination.port())
@@ -182,16 +205,21 @@ impl ChainMatch {
                 .transport_protocol
                 .as_deref()
                 .is_none_or(|t| t == transport)
+            && (self.application_protocols.is_empty()
+                || offered_protocols
+                    .iter()
+                    .any(|p| self.application_protocols.contains(p)))
     }
 
     /// How specific the match is, for picking the best of several (Envoy prefers
-    /// destination IP, then server name, then transport protocol).
-    pub fn specificity(&self) -> (bool, bool, bool, bool) {
+    /// destination IP, then server name, then transport protocol, then ALPN).
+    pub fn specificity(&self) -> (bool, bool, bool, bool, bool) {
         (
             !self.destination_ips.is_empty(),
             self.destination_port.is_some(),
             !self.server_names.is_empty(),
             self.transport_protocol.is_some(),
+            !self.application_protocols.is_empty(),
         )
     }
 }
@@ -211,10 +239,14 @@ impl Listener {
         destination: SocketAddr,
         server_name: Option<&str>,
         transport: &str,
+        offered_protocols: &[String],
     ) -> Option<&FilterChain> {
         self.filter_chains
             .iter()
-            .filter(|c| c.matcher.matches(destination, server_name, transport))
+            .filter(|c| {
+                c.matcher
+                    .matches(destination, server_name, transport, offered_protocols)
+            })
             .max_by_key(|c| c.matcher.specificity())
             .or(self.default_filter_chain.as_ref())
     }

@@ -5,14 +5,15 @@ use rustls::pki_types::ServerName;
 
 use super::*;
 
-/// The first flight of a real TLS client.
-fn client_hello(sni: Option<&str>) -> Vec<u8> {
+/// The first flight of a real TLS client, offering `alpn`.
+fn client_hello(sni: Option<&str>, alpn: &[&str]) -> Vec<u8> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     let name = match sni {
         Some(sni) => ServerName::try_from(sni.to_owned()).unwrap(),
         None => ServerName::IpAddress(IpAddr::from([10, 0, 0, 1]).into()),
@@ -24,18 +25,33 @@ fn client_hello(sni: Option<&str>) -> Vec<u8> {
 }
 
 #[test]
-fn the_first_bytes_say_tls_and_sni_or_plaintext() {
-    let hello = client_hello(Some("www.Google.com"));
-    let cases: [(&str, &[u8], Hello); 7] = [
+fn the_first_bytes_say_tls_sni_and_alpn_or_plaintext() {
+    let hello = client_hello(Some("www.Google.com"), &[]);
+    let tls = |sni: Option<&str>, alpn: &[&str]| Hello::Tls {
+        sni: sni.map(str::to_owned),
+        alpn: alpn.iter().map(|p| (*p).to_owned()).collect(),
+    };
+    let cases: [(&str, &[u8], Hello); 8] = [
         (
             "ClientHello with SNI",
             &hello,
-            Hello::Tls(Some("www.google.com".to_owned())),
+            tls(Some("www.google.com"), &[]),
         ),
         (
             "ClientHello to an IP",
-            &client_hello(None),
-            Hello::Tls(None),
+            &client_hello(None, &[]),
+            tls(None, &[]),
+        ),
+        (
+            "mesh mTLS's ALPN",
+            &client_hello(
+                Some("outbound_.8000_._.httpbin"),
+                &["istio-peer-exchange", "istio"],
+            ),
+            tls(
+                Some("outbound_.8000_._.httpbin"),
+                &["istio-peer-exchange", "istio"],
+            ),
         ),
         (
             "half a ClientHello",

@@ -123,10 +123,9 @@ fn sha256_hex(der: &[u8]) -> String {
         .collect()
 }
 
-/// The server sidecar: an inbound listener requiring mTLS in front of httpbin.
-async fn server(identity: Arc<Identity>) -> Proxy {
-    let app = httpbin().await;
-    let mut config = Config::default()
+/// An inbound listener whose default chain serves `app` as port 8080, in plaintext.
+fn inbound(app: std::net::SocketAddr) -> Config {
+    Config::default()
         .listener(
             "virtualInbound",
             0,
@@ -142,7 +141,12 @@ async fn server(identity: Arc<Identity>) -> Proxy {
                 vec![route("default", "/", to("inbound|8080||"))],
             )],
         )
-        .cluster(Cluster::new("inbound|8080||"), &[app]);
+        .cluster(Cluster::new("inbound|8080||"), &[app])
+}
+
+/// The server sidecar: an inbound listener requiring mTLS in front of httpbin.
+async fn server(identity: Arc<Identity>) -> Proxy {
+    let mut config = inbound(httpbin().await);
     let listener = config.0.listeners.get_mut("virtualInbound").unwrap();
     listener.default_filter_chain = Some(FilterChain {
         name: "0.0.0.0_8080".to_owned(),
@@ -414,4 +418,127 @@ async fn tcp_between_sidecars_is_mutual_tls_with_the_clients_identity() {
                 && l.contains("connection_security_policy=\"mutual_tls\"")),
         "{metrics}"
     );
+}
+
+/// An app that terminates TLS itself (its own certificate for `app.example`):
+/// it greets each client over TLS. Returns its address and its certificate.
+async fn tls_app() -> (
+    std::net::SocketAddr,
+    rustls::pki_types::CertificateDer<'static>,
+) {
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["app.example".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let der = cert.der().clone();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![der.clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = socket.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(stream).await {
+                    let _ = tls.write_all(b"hello over the app's own TLS\n").await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    (addr, der)
+}
+
+#[tokio::test]
+async fn permissive_tells_mesh_mtls_from_the_apps_own_tls_by_alpn() {
+    let ca = TestCa::new("mesh root");
+    let (server_identity, _) = ca.identity(HTTPBIN);
+    let (client_identity, _) = ca.identity(SLEEP);
+    let app = httpbin().await;
+    let (tls_app, tls_app_cert) = tls_app().await;
+
+    // Istio's PERMISSIVE chains for one port: mTLS for a ClientHello offering
+    // `istio*` ALPN, other TLS relayed as bytes, plaintext as the default.
+    let mut config = inbound(app).cluster(Cluster::new("inbound|8443||"), &[tls_app]);
+    let on = |alpn: &[&str]| ChainMatch {
+        transport_protocol: Some("tls".to_owned()),
+        application_protocols: alpn.iter().map(|p| (*p).to_owned()).collect(),
+        ..ChainMatch::default()
+    };
+    config
+        .0
+        .listeners
+        .get_mut("virtualInbound")
+        .unwrap()
+        .filter_chains = vec![
+        FilterChain {
+            name: "mtls".to_owned(),
+            matcher: on(&meshlab_proxy_config::MESH_MTLS_ALPN),
+            filter: hcm("inbound|8080||"),
+            tls: Some(DownstreamTls {
+                certificate: "default".to_owned(),
+                require_client_certificate: true,
+            }),
+        },
+        FilterChain {
+            name: "tls-passthrough".to_owned(),
+            matcher: on(&[]),
+            filter: tcp_proxy("inbound|8443||"),
+            tls: None,
+        },
+    ];
+    let server =
+        Proxy::start_with(config, |options| options.identity = Some(server_identity)).await;
+    let inbound = server.addr("virtualInbound").await;
+
+    // A sidecar client: mesh mTLS, its identity forwarded.
+    let client = client(client_identity, inbound, &[HTTPBIN]).await;
+    let answer = get(
+        client.addr("virtualOutbound").await,
+        "httpbin",
+        "/headers",
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        answer.body.contains(&format!("URI={SLEEP}")),
+        "{}",
+        answer.body
+    );
+
+    // Plaintext: served, with no client identity.
+    let answer = get(inbound, "httpbin", "/headers", &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(!answer.body.contains("By="), "{}", answer.body);
+
+    // The app's own TLS (ALPN h2, http/1.1): the handshake is the app's, with the
+    // app's certificate, untouched by the sidecar.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(tls_app_cert).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(inbound).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("app.example".try_into().unwrap(), tcp)
+        .await
+        .expect("the app's own handshake, through the sidecar");
+    let mut greeting = String::new();
+    tls.read_to_string(&mut greeting).await.unwrap();
+    assert_eq!(greeting, "hello over the app's own TLS\n");
 }

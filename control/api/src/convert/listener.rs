@@ -47,6 +47,7 @@ fn chain_to_wire(chain: FilterChain) -> v1::FilterChain {
             .collect(),
         server_names: matcher.server_names,
         transport_protocol: matcher.transport_protocol,
+        application_protocols: matcher.application_protocols,
     });
     let filter = match chain.filter {
         NetworkFilter::HttpConnectionManager(manager) => {
@@ -129,6 +130,7 @@ fn chain_from_wire(chain: v1::FilterChain) -> Result<FilterChain, Invalid> {
             .at("filter_chain_match")?,
             server_names: matcher.server_names,
             transport_protocol: matcher.transport_protocol,
+            application_protocols: matcher.application_protocols,
         },
         None => ChainMatch::default(),
     };

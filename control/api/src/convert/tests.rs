@@ -383,6 +383,7 @@ fn listeners_round_trip() {
             destination_ips: vec!["10.0.0.9".parse().unwrap(), "fd00::9".parse().unwrap()],
             server_names: vec!["www.google.com".to_owned(), "*.google.com".to_owned()],
             transport_protocol: Some("tls".to_owned()),
+            application_protocols: vec!["istio".to_owned(), "istio-h2".to_owned()],
         },
         filter: NetworkFilter::TcpProxy(TcpProxy {
             stat_prefix: "outbound|443||www.google.com".to_owned(),

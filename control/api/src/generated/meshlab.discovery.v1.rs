@@ -905,6 +905,9 @@ pub struct FilterChainMatch {
     /// `tls` or `raw_buffer`, sniffed from the first bytes.
     #[prost(string, optional, tag = "4")]
     pub transport_protocol: ::core::option::Option<::prost::alloc::string::String>,
+    /// ALPN protocols of a TLS ClientHello; the client must offer one of them.
+    #[prost(string, repeated, tag = "5")]
+    pub application_protocols: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 /// An address prefix, e.g. `10.0.0.5/32`.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

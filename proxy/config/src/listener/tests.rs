@@ -61,7 +61,7 @@ fn outbound() -> Listener {
 fn the_most_specific_chain_wins_and_the_default_takes_the_rest() {
     let l = outbound();
     let pick = |dst: &str, sni: Option<&str>, transport: &str| {
-        l.chain_for(dst.parse().unwrap(), sni, transport)
+        l.chain_for(dst.parse().unwrap(), sni, transport, &[])
             .map(|c| c.name.as_str())
     };
     assert_eq!(pick("10.0.0.5:9080", None, "raw_buffer"), Some("http-9080"));
@@ -82,4 +82,34 @@ fn the_most_specific_chain_wins_and_the_default_takes_the_rest() {
         pick("1.2.3.4:8443", Some("example.com"), "tls"),
         Some("PassthroughCluster")
     );
+}
+
+#[test]
+fn permissive_tells_mesh_mtls_from_other_tls_by_alpn() {
+    let on = |transport: &str, alpn: &[&str]| ChainMatch {
+        destination_port: Some(9080),
+        transport_protocol: Some(transport.to_owned()),
+        application_protocols: alpn.iter().map(|p| (*p).to_owned()).collect(),
+        ..ChainMatch::default()
+    };
+    let l = Listener {
+        name: "virtualInbound".to_owned(),
+        address: "0.0.0.0:15006".parse().unwrap(),
+        direction: TrafficDirection::Inbound,
+        use_original_dst: true,
+        filter_chains: vec![
+            chain("mtls", on("tls", &["istio-peer-exchange", "istio"])),
+            chain("tls-passthrough", on("tls", &[])),
+        ],
+        default_filter_chain: Some(chain("plaintext", ChainMatch::default())),
+    };
+    let pick = |transport: &str, alpn: &[&str]| {
+        let alpn: Vec<String> = alpn.iter().map(|p| (*p).to_owned()).collect();
+        l.chain_for("10.0.0.5:9080".parse().unwrap(), None, transport, &alpn)
+            .map(|c| c.name.as_str())
+    };
+    assert_eq!(pick("tls", &["istio-h2", "istio", "h2"]), Some("mtls"));
+    assert_eq!(pick("tls", &["h2", "http/1.1"]), Some("tls-passthrough"));
+    assert_eq!(pick("tls", &[]), Some("tls-passthrough"));
+    assert_eq!(pick("raw_buffer", &[]), Some("plaintext"));
 }
