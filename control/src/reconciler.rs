@@ -300,6 +300,11 @@ async fn observe_pod(name: String, mut containers: Vec<ContainerInfo>) -> Observ
             .and_then(|p| p.parse::<u16>().ok());
         let ready = container.state == State::Running
             && match (port, ip) {
+                // The sidecar: ready once it has its configuration and certificate,
+                // as Kubernetes' probe of Istio's `/healthz/ready` says.
+                (Some(READINESS_PORT), Some(ip)) => {
+                    answers_ready(SocketAddr::new(ip, READINESS_PORT)).await
+                }
                 (Some(port), Some(ip)) => accepts(SocketAddr::new(ip, port)).await,
                 (Some(_), None) => false,
                 (None, _) => true,
@@ -396,6 +401,26 @@ enum PodError {
 }
 
 /// Whether something accepts connections at `addr` (the readiness check).
+/// Whether `GET /healthz/ready` on `addr` answers 200 within the probe timeout.
+async fn answers_ready(addr: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(
+                b"GET /healthz/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
+            .await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        std::io::Result::Ok(head.starts_with(b"HTTP/1.1 200"))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_millis(300), probe).await,
+        Ok(Ok(true))
+    )
+}
+
 async fn accepts(addr: SocketAddr) -> bool {
     matches!(
         tokio::time::timeout(
@@ -678,3 +703,6 @@ async fn create_pod(docker: &Docker, lab: &Lab, want: &DesiredPod) -> Result<(),
     tracing::info!(pod = %pod, namespace = %namespace, "pod created");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
