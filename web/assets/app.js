@@ -427,9 +427,14 @@ function collectOrigins(value, path, out) {
   for (const [key, v] of Object.entries(value)) if (key !== "origin") collectOrigins(v, here, out);
 }
 
+// Each call of showProxy takes a number; an answer renders only if no later call
+// was made meanwhile (a slow answer for another tab or pod must not overwrite).
+let proxyShown = 0;
+
 async function showProxy() {
   const selected = workloads.selected;
   if (!selected) return;
+  const call = ++proxyShown;
   $("#proxy-detail").hidden = false;
   $("#proxy-title").textContent = `${selected.pod}.${selected.namespace}`;
   for (const b of $$("#proxy-tabs button")) b.classList.toggle("active", b.dataset.kind === workloads.kind);
@@ -437,6 +442,7 @@ async function showProxy() {
   const query = `pod=${encodeURIComponent(selected.pod)}&namespace=${encodeURIComponent(selected.namespace)}`;
   if (workloads.kind === "origins") {
     const { ok, data } = await api("GET", `/api/v1/proxy-config?kind=all&output=json&${query}`);
+    if (call !== proxyShown) return;
     if (!ok) { target.textContent = failureText(data); return; }
     const out = [];
     for (const [kind, value] of Object.entries(JSON.parse(data.text))) collectOrigins(value, [kind], out);
@@ -447,6 +453,7 @@ async function showProxy() {
     return;
   }
   const { ok, data } = await api("GET", `/api/v1/proxy-config?kind=${workloads.kind}&${query}`);
+  if (call !== proxyShown) return;
   target.textContent = ok ? data.text : failureText(data);
 }
 
@@ -503,10 +510,15 @@ async function loadObjects() {
   $("#objects tbody").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "4", class: "muted" }, "No Istio configuration yet: apply a document on the right."))]));
 }
 
+// As with proxies: only the answer for the latest object clicked is shown.
+let objectViewed = 0;
+
 async function viewObject(o) {
+  const call = ++objectViewed;
   const query = new URLSearchParams({ kind: o.kind, name: o.name, output: "yaml" });
   if (o.namespace) query.set("namespace", o.namespace);
   const { ok, data } = await api("GET", "/api/v1/get?" + query);
+  if (call !== objectViewed) return;
   if (!ok) { $("#apply-result").textContent = failureText(data); return; }
   config.current = o;
   $("#editor-title").textContent = `${o.kind} ${o.namespace ? o.namespace + "/" : ""}${o.name}`;
