@@ -128,6 +128,42 @@ spec:
     mode: REGISTRY_ONLY
 ";
 
+/// A Service whose target port nothing in the httpbin pod listens on.
+const HTTPBIN_ALT: &str = "\
+apiVersion: v1
+kind: Service
+metadata:
+  name: httpbin-alt
+  namespace: other
+spec:
+  ports:
+  - name: http
+    port: 8000
+    targetPort: 9090
+  selector:
+    app: httpbin
+";
+
+/// Istio's Sidecar `ingress`: the workload receives port 9090, and its proxy hands
+/// that traffic to the app on loopback port 8080.
+const HTTPBIN_INGRESS: &str = "\
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: httpbin-ingress
+  namespace: other
+spec:
+  workloadSelector:
+    labels:
+      app: httpbin
+  ingress:
+  - port:
+      number: 9090
+      protocol: HTTP
+      name: http-alt
+    defaultEndpoint: 127.0.0.1:8080
+";
+
 /// The HTTP status sleep gets for `url`.
 fn status(lab: &Lab, url: &str) -> String {
     lab.curl_from_sleep(&["-o", "/dev/null", "-w", "%{http_code}", url])
@@ -180,6 +216,25 @@ fn sidecar_resources_scope_the_proxy_and_override_the_policy() {
         "the simulated internet passes (ALLOW_ANY)",
     );
     let everything = clusters(&lab);
+
+    // Sidecar `ingress`: port 9090 reaches nothing until a Sidecar maps it to the
+    // app's 8080 on loopback.
+    lab.apply(HTTPBIN_ALT);
+    expect_status(
+        &lab,
+        "http://httpbin-alt.other:8000/ip",
+        "503",
+        "nothing listens on the target port",
+    );
+    lab.apply(HTTPBIN_INGRESS);
+    expect_status(
+        &lab,
+        "http://httpbin-alt.other:8000/ip",
+        "200",
+        "the Sidecar's ingress listener forwards 9090 to 127.0.0.1:8080",
+    );
+    lab.delete(HTTPBIN_INGRESS);
+    lab.delete(HTTPBIN_ALT);
 
     // A root-namespace Sidecar is the mesh-wide default: unknown hosts are refused.
     lab.apply(ROOT_REGISTRY_ONLY);
