@@ -478,7 +478,7 @@ async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
             meshlab_control::resource::duration::Duration::parse(&workload_cert_ttl)
                 .with_context(|| format!("--workload-cert-ttl {workload_cert_ttl:?}"))?;
             let plugged_ca = match (ca_cert, ca_key) {
-                (Some(cert), Some(key)) => Some(lab::PluggedCa {
+                (Some(cert), Some(key)) => Some(meshlab_control::ca::PluggedCa {
                     cert_pem: std::fs::read_to_string(&cert)
                         .with_context(|| format!("cannot read --ca-cert {}", cert.display()))?,
                     key_pem: std::fs::read_to_string(&key)

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use meshlab_control::api::{Lines, Manifest, ManifestsRequest};
+use meshlab_control::ca::PluggedCa;
 use meshlab_control::pod::Pod;
 use meshlab_control::run::API_PORT;
 use meshlab_control_runtime::lab::volume_name;
@@ -49,21 +50,6 @@ pub struct UpOptions {
     pub plugged_ca: Option<PluggedCa>,
     /// Lifetime of workload certificates (Go duration syntax).
     pub workload_cert_ttl: String,
-}
-
-/// A CA certificate and key, PEM, given to `meshlab up`.
-#[derive(Clone)]
-pub struct PluggedCa {
-    /// The CA certificate.
-    pub cert_pem: String,
-    /// Its private key.
-    pub key_pem: String,
-}
-
-impl std::fmt::Debug for PluggedCa {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluggedCa").finish_non_exhaustive()
-    }
 }
 
 /// Connects to Docker with the runtime's precise errors.

@@ -171,3 +171,64 @@ fn a_taken_port_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn gen_jwt_prints_a_token_writes_its_jwks_and_names_a_bad_key() {
+    let dir = std::env::temp_dir().join(format!("meshlab-gen-jwt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("jwks.json");
+    let out = Command::new(MESHLAB)
+        .args([
+            "gen-jwt",
+            "--expire",
+            "5",
+            "--aud",
+            "a,b",
+            "--listclaim",
+            "groups=g1,g2",
+        ])
+        .arg("--jwks")
+        .arg(&jwks)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    assert_eq!(parts.len(), 3, "{token}");
+    use base64::Engine as _;
+    let decode = |part: &str| -> serde_json::Value {
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let (header, claims) = (decode(parts[0]), decode(parts[1]));
+    assert_eq!(claims["iss"], "testing@secure.istio.io");
+    assert_eq!(claims["aud"], serde_json::json!(["a", "b"]));
+    assert_eq!(claims["groups"], serde_json::json!(["g1", "g2"]));
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        5
+    );
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&jwks).unwrap()).unwrap();
+    assert_eq!(written["keys"][0]["kid"], header["kid"], "{written}");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let missing = Command::new(MESHLAB)
+        .args(["gen-jwt", "/nonexistent/key.pem"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("cannot read /nonexistent/key.pem") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+}

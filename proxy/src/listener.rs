@@ -261,21 +261,20 @@ async fn handle_connection(
         tracing::debug!(listener = %name, %destination, "no filter chain matches; closing");
         return;
     };
-    let server_name: Option<Arc<str>> = server_name.map(Into::into);
-    let direction = listener.direction;
+    let accepted = Accepted {
+        listener: name,
+        direction: listener.direction,
+        destination,
+        remote,
+        server_name: server_name.map(Into::into),
+    };
     let chain = chain.clone();
     drop(snapshot);
     if chain.tls.is_none() {
-        let accepted = Accepted {
-            listener: name,
-            direction,
-            destination,
-            remote,
-            server_name,
-        };
         serve_chain(stream, &chain, accepted, None, &shared).await;
         return;
     }
+    let name = &accepted.listener;
     // mTLS (PeerAuthentication STRICT, or PERMISSIVE's `tls` chain). Plaintext is
     // reset before any TLS record is sent back, as Envoy finds no chain for it: a
     // plaintext client sees a reset (curl: `000`, exit 56), not a TLS alert.
@@ -328,13 +327,6 @@ async fn handle_connection(
             let peer = Peer {
                 principal,
                 client_cert_details: details,
-            };
-            let accepted = Accepted {
-                listener: name,
-                direction,
-                destination,
-                remote,
-                server_name,
             };
             serve_chain(tls, &chain, accepted, Some(peer), &shared).await;
         }
