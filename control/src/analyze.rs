@@ -10,7 +10,8 @@
 //!
 //! Codes and meanings follow Istio's message catalogue
 //! (`pkg/config/analysis/msg/messages.yaml`):
-//! - IST0101 ReferencedResourceNotFound (Error);
+//! - IST0101 ReferencedResourceNotFound (Error), also for a Gateway's
+//!   `credentialName` with no Secret beside the gateway workload;
 //! - IST0109 ConflictingMeshGatewayVirtualServiceHosts (Error);
 //! - IST0111 MultipleSidecarsWithoutWorkloadSelectors (Error).
 
@@ -110,6 +111,7 @@ pub fn analyze(snapshot: &Snapshot, namespace: Option<&str>) -> Vec<Finding> {
     }
     conflicting_mesh_hosts(&index, &in_scope, &mut findings);
     namespace_wide_sidecars(snapshot, &in_scope, &mut findings);
+    gateway_credentials(snapshot, &in_scope, &mut findings);
     findings.sort_by(|a, b| {
         (a.level, &a.resource, a.code, &a.field).cmp(&(b.level, &b.resource, b.code, &b.field))
     });
@@ -351,6 +353,80 @@ fn destination_rule_host(
         field: "spec.host".to_owned(),
         message: format!("Referenced host not found: {:?}", dr.spec.host),
     });
+}
+
+// === Gateway credentials (IST0101) ===
+
+/// A Gateway server's `credentialName` must name a Secret in the namespace of
+/// every gateway workload it selects (Istio's gateway secret analyzer).
+fn gateway_credentials(
+    snapshot: &Snapshot,
+    in_scope: &dyn Fn(&str) -> bool,
+    findings: &mut Vec<Finding>,
+) {
+    let mut secrets = BTreeSet::new();
+    let mut workloads: Vec<(&str, &BTreeMap<String, String>)> = Vec::new();
+    for (_, resource) in snapshot.iter() {
+        match resource.as_ref() {
+            Resource::Secret(secret) => {
+                secrets.insert((
+                    namespace_of(secret.metadata.namespace.as_deref()),
+                    secret.metadata.name.as_str(),
+                ));
+            }
+            Resource::Deployment(deployment) => workloads.push((
+                namespace_of(deployment.metadata.namespace.as_deref()),
+                &deployment.spec.template.metadata.labels,
+            )),
+            _ => {}
+        }
+    }
+    for (_, resource) in snapshot.iter() {
+        let Resource::Gateway(gateway) = resource.as_ref() else {
+            continue;
+        };
+        let ns = namespace_of(gateway.metadata.namespace.as_deref());
+        if !in_scope(ns) || gateway.spec.selector.is_empty() {
+            continue;
+        }
+        let selected: BTreeSet<&str> = workloads
+            .iter()
+            .filter(|(_, labels)| {
+                gateway
+                    .spec
+                    .selector
+                    .iter()
+                    .all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .map(|(namespace, _)| *namespace)
+            .collect();
+        for (i, server) in gateway.spec.servers.iter().enumerate() {
+            let Some(name) = server
+                .tls
+                .as_ref()
+                .map(|tls| tls.credential_name.as_str())
+                .filter(|name| !name.is_empty())
+            else {
+                continue;
+            };
+            for workload_ns in &selected {
+                if secrets.contains(&(*workload_ns, name)) {
+                    continue;
+                }
+                findings.push(Finding {
+                    origin: None,
+                    level: Level::Error,
+                    code: REFERENCED_RESOURCE_NOT_FOUND,
+                    resource: format!("Gateway {ns}/{}", gateway.metadata.name),
+                    field: format!("spec.servers[{i}].tls.credentialName"),
+                    message: format!(
+                        "Referenced credentialName not found: {name:?} in namespace {workload_ns:?} \
+                         of the gateway it selects (hint: `meshlab create -n {workload_ns} secret tls {name} --cert=… --key=…`)"
+                    ),
+                });
+            }
+        }
+    }
 }
 
 // === Mesh-bound VirtualServices sharing a host (IST0109) ===

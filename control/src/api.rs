@@ -603,11 +603,13 @@ async fn proxy_config(
         labels: pod.labels.clone(),
         service_account: pod.service_account.clone(),
     };
+    let config = view.config_for(&node);
     if matches!(query.kind.as_str(), "secret" | "secrets") {
         let issued = state.certificates.get(&namespace, &pod.name);
         let entries = inspect::secrets(
             issued.as_ref().map(|i| i.chain.as_slice()),
             &state.mesh_root,
+            &config.secrets,
         );
         let text = if query.output.as_deref() == Some("json") {
             serde_json::to_string_pretty(&entries).unwrap_or_default()
@@ -616,7 +618,6 @@ async fn proxy_config(
         };
         return Json(Text { text }).into_response();
     }
-    let config = view.config_for(&node);
     let text = match (query.kind.as_str(), query.output.as_deref()) {
         ("all", Some("json")) => serde_json::to_string_pretty(config.as_ref()).unwrap_or_default(),
         ("listeners" | "listener", Some("json")) => {

@@ -1,9 +1,11 @@
 //! What `meshlab proxy-status` and `meshlab proxy-config` print, in istioctl's shapes,
 //! so a learner's notes from a real cluster read the same here.
 
+use std::collections::BTreeMap;
+
 use meshlab_proxy_config::route::action::ClusterSpecifier;
 use meshlab_proxy_config::route::{Action, Domain, HeaderMatch, PathMatch, RouteMatch};
-use meshlab_proxy_config::{EndpointAddress, NetworkFilter, ProxyConfig};
+use meshlab_proxy_config::{EndpointAddress, NetworkFilter, ProxyConfig, Secret, SecretKind};
 
 use crate::discovery::{ProxyStatus, ResourceType};
 use crate::output::Table;
@@ -273,8 +275,13 @@ pub struct SecretEntry {
 }
 
 /// The secrets of a proxy: its workload certificate as issued (`None` before its
-/// first CSR) and the mesh root.
-pub fn secrets(workload_chain: Option<&[String]>, root_pem: &str) -> Vec<SecretEntry> {
+/// first CSR), the mesh root, then the `credentialName` secrets it is sent
+/// (certificates only: keys are never shown).
+pub fn secrets(
+    workload_chain: Option<&[String]>,
+    root_pem: &str,
+    credentials: &BTreeMap<String, Secret>,
+) -> Vec<SecretEntry> {
     let mut entries = Vec::new();
     if let Some(chain) = workload_chain
         && let Some(leaf) = chain.first()
@@ -284,6 +291,22 @@ pub fn secrets(workload_chain: Option<&[String]>, root_pem: &str) -> Vec<SecretE
     }
     if let Some(entry) = secret_entry("ROOTCA", "CA", root_pem, root_pem.to_owned()) {
         entries.push(entry);
+    }
+    for (name, secret) in credentials {
+        let entry = match &secret.kind {
+            SecretKind::TlsCertificate {
+                certificate_chain, ..
+            } => secret_entry(
+                name,
+                "Cert Chain",
+                certificate_chain,
+                certificate_chain.clone(),
+            ),
+            SecretKind::ValidationContext { trusted_ca } => {
+                secret_entry(name, "CA", trusted_ca, trusted_ca.clone())
+            }
+        };
+        entries.extend(entry);
     }
     entries
 }

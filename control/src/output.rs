@@ -103,6 +103,7 @@ pub fn table(
             "PORT(S)",
             "AGE",
         ],
+        Kind::Secret => &["NAME", "TYPE", "DATA", "AGE"],
         Kind::Deployment => &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
         Kind::VirtualService => &["NAME", "GATEWAYS", "HOSTS", "AGE"],
         Kind::DestinationRule => &["NAME", "HOST", "AGE"],
@@ -147,6 +148,10 @@ fn columns_of(object: &Resource, live: &dyn LiveStatus) -> Vec<String> {
     match object {
         Resource::Namespace(_) => vec!["Active".into()],
         Resource::ServiceAccount(_) => vec!["0".into()],
+        Resource::Secret(secret) => vec![
+            secret.type_name().to_owned(),
+            secret.key_count().to_string(),
+        ],
         Resource::Service(service) => {
             let spec = &service.spec;
             let service_type = spec

@@ -50,6 +50,8 @@ pub const PROXY_UID: u32 = 1337;
 pub const READINESS_PORT: u16 = 15021;
 /// The port gateway pods listen on for the ingress (Istio's gateway pod port).
 pub const GATEWAY_PORT: u16 = 8080;
+/// The port gateway pods take HTTPS on (the ingress Service's 443).
+pub const GATEWAY_HTTPS_PORT: u16 = 8443;
 /// How long the init step may take.
 const INIT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -81,6 +83,8 @@ pub struct Lab {
     pub discovery_address: String,
     /// The host port the ingress gateway is published on (127.0.0.1).
     pub ingress_port: Option<u16>,
+    /// The host port the ingress gateway's HTTPS port is published on.
+    pub ingress_https_port: Option<u16>,
     /// Mints each pod's token for the certificate service.
     pub tokens: crate::ca::Tokens,
 }
@@ -591,12 +595,20 @@ async fn create_pod(docker: &Docker, lab: &Lab, want: &DesiredPod) -> Result<(),
     ];
     sandbox.dns_options = vec!["ndots:5".to_owned()];
     sandbox.restart = RestartPolicy::UnlessStopped;
-    if let (true, Some(host_port)) = (publishes(want), lab.ingress_port) {
-        sandbox.publish = vec![meshlab_control_runtime::Publish {
-            host_ip: std::net::Ipv4Addr::LOCALHOST.into(),
-            host_port,
-            container_port: GATEWAY_PORT,
-        }];
+    if publishes(want) {
+        sandbox.publish = [
+            (lab.ingress_port, GATEWAY_PORT),
+            (lab.ingress_https_port, GATEWAY_HTTPS_PORT),
+        ]
+        .into_iter()
+        .filter_map(|(host_port, container_port)| {
+            Some(meshlab_control_runtime::Publish {
+                host_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+                host_port: host_port?,
+                container_port,
+            })
+        })
+        .collect();
     }
     let sandbox_id = docker.create_container(&sandbox).await?;
     docker.start(&sandbox_id).await?;

@@ -35,6 +35,8 @@ pub enum Kind {
     ServiceAccount,
     /// `v1` Service.
     Service,
+    /// `v1` Secret.
+    Secret,
     /// `apps/v1` Deployment.
     Deployment,
     /// `networking.istio.io` VirtualService.
@@ -128,6 +130,7 @@ static SERVICE: KindInfo = info(
     &["svc"],
     true,
 );
+static SECRET: KindInfo = info("Secret", "", &["v1"], "secrets", "secret", &[], true);
 static DEPLOYMENT: KindInfo = info(
     "Deployment",
     "apps",
@@ -224,10 +227,11 @@ static REQUEST_AUTHENTICATION: KindInfo = info(
 
 impl Kind {
     /// All kinds, in the order `meshlab get all`-style listings use.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Namespace,
         Kind::ServiceAccount,
         Kind::Service,
+        Kind::Secret,
         Kind::Deployment,
         Kind::Gateway,
         Kind::VirtualService,
@@ -247,6 +251,7 @@ impl Kind {
             Kind::Namespace => &NAMESPACE,
             Kind::ServiceAccount => &SERVICE_ACCOUNT,
             Kind::Service => &SERVICE,
+            Kind::Secret => &SECRET,
             Kind::Deployment => &DEPLOYMENT,
             Kind::VirtualService => &VIRTUAL_SERVICE,
             Kind::DestinationRule => &DESTINATION_RULE,
@@ -418,6 +423,8 @@ pub enum Resource {
     ServiceAccount(core::ServiceAccount),
     /// A Service.
     Service(core::Service),
+    /// A Secret.
+    Secret(core::Secret),
     /// A Deployment.
     Deployment(core::Deployment),
     /// A VirtualService.
@@ -447,6 +454,7 @@ macro_rules! with_inner {
             Resource::Namespace($inner) => $body,
             Resource::ServiceAccount($inner) => $body,
             Resource::Service($inner) => $body,
+            Resource::Secret($inner) => $body,
             Resource::Deployment($inner) => $body,
             Resource::VirtualService($inner) => $body,
             Resource::DestinationRule($inner) => $body,
@@ -528,6 +536,7 @@ impl Resource {
             Kind::Namespace => decode(value).map(Resource::Namespace),
             Kind::ServiceAccount => decode(value).map(Resource::ServiceAccount),
             Kind::Service => decode(value).map(Resource::Service),
+            Kind::Secret => decode(value).map(Resource::Secret),
             Kind::Deployment => decode(value).map(Resource::Deployment),
             Kind::VirtualService => decode(value).map(Resource::VirtualService),
             Kind::DestinationRule => decode(value).map(Resource::DestinationRule),
@@ -559,6 +568,7 @@ impl Resource {
             Resource::Namespace(_) => Kind::Namespace,
             Resource::ServiceAccount(_) => Kind::ServiceAccount,
             Resource::Service(_) => Kind::Service,
+            Resource::Secret(_) => Kind::Secret,
             Resource::Deployment(_) => Kind::Deployment,
             Resource::VirtualService(_) => Kind::VirtualService,
             Resource::DestinationRule(_) => Kind::DestinationRule,

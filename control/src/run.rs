@@ -60,6 +60,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The host port of the ingress gateway (`MESHLAB_HTTP_PORT`), when published.
     pub ingress_port: Option<u16>,
+    /// The host port of the ingress gateway's HTTPS port (`MESHLAB_HTTPS_PORT`),
+    /// when published.
+    pub ingress_https_port: Option<u16>,
     /// The token every API request must carry (`MESHLAB_API_TOKEN`).
     pub token: ApiToken,
     /// The lifetime of workload certificates (`MESHLAB_WORKLOAD_CERT_TTL`, Go duration
@@ -137,6 +140,9 @@ impl Config {
             ingress_port: std::env::var("MESHLAB_HTTP_PORT")
                 .ok()
                 .and_then(|p| p.parse().ok()),
+            ingress_https_port: std::env::var("MESHLAB_HTTPS_PORT")
+                .ok()
+                .and_then(|p| p.parse().ok()),
             token: ApiToken::new(var(TOKEN_ENV)?),
             workload_cert_ttl: match std::env::var(WORKLOAD_CERT_TTL_ENV) {
                 Ok(ttl) if !ttl.is_empty() => crate::resource::duration::Duration::parse(&ttl)
@@ -183,6 +189,7 @@ pub async fn run(config: Config, ui: Router) -> Result<(), ControlError> {
             meshlab_control_runtime::lab::container_name(&config.lab, "control")
         ),
         ingress_port: config.ingress_port,
+        ingress_https_port: config.ingress_https_port,
         tokens: mesh_ca.tokens().clone(),
     };
     let labs = crate::labs::LabsRuntime::new(docker.clone());
@@ -203,6 +210,13 @@ pub async fn run(config: Config, ui: Router) -> Result<(), ControlError> {
         key_sets,
     );
     let generators = Generators::new()
+        .with(|view: &View, node| {
+            view.config_for(node)
+                .secrets
+                .values()
+                .cloned()
+                .collect::<Vec<meshlab_proxy_config::Secret>>()
+        })
         .with(|view: &View, node| {
             view.config_for(node)
                 .clusters

@@ -26,6 +26,7 @@
 pub mod authn;
 pub mod authz;
 pub mod clusters;
+pub mod credentials;
 pub mod gateway;
 pub mod mesh;
 pub mod names;
@@ -276,9 +277,9 @@ pub fn sidecar(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
     let mut http_hosts: BTreeMap<u16, Vec<VirtualHost>> = BTreeMap::new();
     let mut chains = Vec::new();
     for service in &visible {
-        let rule = clusters::destination_rule(mesh, service, &node.namespace);
+        let rule = clusters::destination_rule(mesh, service, &node.namespace, &node.labels);
         let hash = clusters::hash_policy(rule);
-        add_clusters(mesh, &mut config, service, rule);
+        add_clusters(mesh, node, &mut config, service, rule);
         for port in &service.ports {
             let default_cluster = names::outbound_cluster(port.number, "", &service.hostname);
             match port.protocol {
@@ -416,15 +417,26 @@ pub fn sidecar(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
 /// The clusters of every port and subset of `service`, with their endpoints.
 fn add_clusters(
     mesh: &Mesh,
+    node: &ProxyNode,
     config: &mut ProxyConfig,
     service: &MeshService,
     rule: Option<&crate::resource::networking::DestinationRule>,
 ) {
+    // Gateways always read `credentialName`s; sidecars only from selected rules.
+    let credentials_apply = node.kind == meshlab_proxy_config::ProxyKind::Router
+        || rule.is_some_and(|r| r.spec.workload_selector.is_some());
     for port in &service.ports {
         let mut subsets = vec![None];
         subsets.extend(rule.iter().flat_map(|r| r.spec.subsets.iter().map(Some)));
         for subset in subsets {
-            let cluster = clusters::cluster(service, port.number, subset, rule);
+            let mut cluster = clusters::cluster(service, port.number, subset, rule);
+            clusters::apply_credential(
+                &mut cluster,
+                clusters::client_tls(rule, subset, port.number),
+                credentials_apply,
+                |name| credentials::credential(mesh, &node.namespace, name),
+                &mut config.secrets,
+            );
             let endpoints = endpoints(mesh, service, port.number, subset.map(|s| &s.labels));
             if cluster.discovery != DiscoveryType::OriginalDst {
                 config.endpoints.insert(
@@ -823,6 +835,7 @@ fn secured(
             tls: tls.then(|| DownstreamTls {
                 certificate: names::WORKLOAD_SECRET.to_owned(),
                 require_client_certificate: true,
+                trusted_ca: None,
             }),
         };
     match mode {

@@ -20,13 +20,14 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::{Diagnostic, FieldPath, ResourceId};
-use crate::resource::core::{Container, Deployment, IntOrString, Service};
+use crate::resource::core::{Container, Deployment, IntOrString, SECRET_TYPE_TLS, Secret, Service};
 use crate::resource::duration::Duration;
 use crate::resource::networking::{
-    CaptureMode, ClientTlsSettings, ConnectionPoolSettings, Destination, DestinationRule,
-    FaultAbort, FaultDelay, Gateway, HttpRoute, HttpRouteDestination, LoadBalancerSettings,
-    OutlierDetection, Percent, Resolution, RouteDestination, ServiceEntry, Sidecar, StringMatch,
-    TrafficPolicy, VirtualService, WorkloadEntrySpec,
+    CaptureMode, ClientTlsMode, ClientTlsSettings, ConnectionPoolSettings, Destination,
+    DestinationRule, FaultAbort, FaultDelay, Gateway, HttpRoute, HttpRouteDestination,
+    LoadBalancerSettings, OutlierDetection, Percent, Resolution, RouteDestination, Server,
+    ServerTlsMode, ServiceEntry, Sidecar, StringMatch, TrafficPolicy, VirtualService,
+    WorkloadEntrySpec,
 };
 use crate::resource::security::{
     Action, AuthorizationPolicy, PeerAuthentication, PolicyTargetReference, RequestAuthentication,
@@ -47,6 +48,7 @@ pub fn validate(resource: &Resource) -> Vec<Diagnostic> {
     let spec = root.field("spec");
     match resource {
         Resource::Namespace(_) | Resource::ServiceAccount(_) => {}
+        Resource::Secret(secret) => check.secret(&root, secret),
         Resource::Service(service) => check.service(&spec, service),
         Resource::Deployment(deployment) => check.deployment(&spec, deployment),
         Resource::VirtualService(vs) => check.virtual_service(&spec, vs),
@@ -108,6 +110,10 @@ const GRPC_STATUS: &[&str] = &[
 const GATEWAY_PROTOCOLS: &[&str] = &[
     "HTTP", "HTTPS", "HTTP2", "GRPC", "GRPC-WEB", "MONGO", "REDIS", "MYSQL", "TCP", "TLS",
 ];
+
+/// Gateway server protocols meshlab's gateways serve (`TLS` is refused with its own
+/// message, in `server_tls`).
+const GATEWAY_SERVED: &[&str] = &["HTTP", "HTTPS", "HTTP2", "GRPC", "GRPC-WEB", "TLS"];
 
 /// Service port protocols Istio accepts (ServiceEntry, Sidecar).
 const PORT_PROTOCOLS: &[&str] = &[
@@ -975,6 +981,9 @@ impl Checker {
                 self.traffic_policy(&here.field("trafficPolicy"), policy);
             }
         }
+        if spec.workload_selector.is_none() {
+            self.credential_scope(path, dr);
+        }
         if let Some(selector) = &spec.workload_selector {
             self.selector_labels(
                 &path.field("workloadSelector").field("matchLabels"),
@@ -1173,19 +1182,220 @@ impl Checker {
                 );
             }
         }
-        if let Some(tls) = tls
-            && tls.credential_name.is_empty()
-            && !tls.ca_crl.is_empty()
-        {
-            self.unsupported(&path.field("tls").field("caCrl"), "caCrl", "remove it");
+        if let Some(tls) = tls {
+            self.client_tls(&path.field("tls"), tls);
         }
-        if let Some(tls) = tls
-            && tls.mode == Some(crate::resource::networking::ClientTlsMode::Mutual)
+    }
+
+    /// `ClientTLSSettings`: Istio's rules, and the file-based fields meshlab pods
+    /// have no files for.
+    fn client_tls(&mut self, path: &FieldPath, tls: &ClientTlsSettings) {
+        let mode = tls.mode.unwrap_or(ClientTlsMode::Disable);
+        let files = [
+            ("clientCertificate", &tls.client_certificate),
+            ("privateKey", &tls.private_key),
+            ("caCertificates", &tls.ca_certificates),
+            ("caCrl", &tls.ca_crl),
+        ];
+        let with_credential = matches!(mode, ClientTlsMode::Simple | ClientTlsMode::Mutual)
+            && !tls.credential_name.is_empty();
+        for (field, value) in files.iter().filter(|(_, v)| !v.is_empty()) {
+            if with_credential {
+                self.error(
+                    &path.field(field),
+                    "cannot specify client certificates or CA certificate or CA CRL if credentialName is set",
+                );
+            } else {
+                self.unsupported(
+                    &path.field(field),
+                    &format!("{field} (a file in the sidecar, {value:?})"),
+                    "meshlab pods mount no certificate files: put the certificate, key and CA in a Secret \
+                     (`meshlab create secret generic NAME --from-file=tls.crt=… --from-file=tls.key=… \
+                     --from-file=ca.crt=…`) and name it in credentialName",
+                );
+            }
+        }
+        if mode == ClientTlsMode::Mutual
+            && tls.credential_name.is_empty()
+            && tls.client_certificate.is_empty()
         {
+            self.error_hint(
+                &path.field("mode"),
+                "client certificate required for mutual tls",
+                "name a Secret holding tls.crt, tls.key (and ca.crt) in credentialName",
+            );
+        }
+    }
+
+    /// `credentialName` reaches sidecars only through a selected rule.
+    fn credential_scope(&mut self, path: &FieldPath, dr: &DestinationRule) {
+        let spec = &dr.spec;
+        let mut policies: Vec<(FieldPath, &TrafficPolicy)> = Vec::new();
+        if let Some(policy) = &spec.traffic_policy {
+            policies.push((path.field("trafficPolicy"), policy));
+        }
+        for (i, subset) in spec.subsets.iter().enumerate() {
+            if let Some(policy) = &subset.traffic_policy {
+                policies.push((
+                    path.field("subsets").index(i).field("trafficPolicy"),
+                    policy,
+                ));
+            }
+        }
+        let mut named = Vec::new();
+        for (here, policy) in &policies {
+            named.extend(policy.tls.as_ref().map(|tls| (here.field("tls"), tls)));
+            for (i, port) in policy.port_level_settings.iter().enumerate() {
+                named.extend(
+                    port.tls
+                        .as_ref()
+                        .map(|tls| (here.field("portLevelSettings").index(i).field("tls"), tls)),
+                );
+            }
+        }
+        for (here, tls) in named {
+            if !tls.credential_name.is_empty()
+                && matches!(
+                    tls.mode,
+                    Some(ClientTlsMode::Simple | ClientTlsMode::Mutual)
+                )
+            {
+                self.warning(
+                    &here.field("credentialName"),
+                    "credentialName applies at gateways, and at sidecars only when the DestinationRule has a workloadSelector; sidecars this rule reaches present no client certificate and trust the system CAs",
+                    Some("add a workloadSelector selecting the client workloads (the Secret must be in their namespace)".into()),
+                );
+            }
+        }
+    }
+
+    fn secret(&mut self, root: &FieldPath, secret: &Secret) {
+        for (field, values) in [("data", &secret.data), ("stringData", &secret.string_data)] {
+            for key in values.keys() {
+                let valid = !key.is_empty()
+                    && key.len() <= 253
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if !valid {
+                    self.error(
+                        &root.field(field).field(key),
+                        format!("a valid config key must consist of alphanumeric characters, '-', '_' or '.' (got {key:?})"),
+                    );
+                }
+            }
+        }
+        if let Err((key, why)) = secret.decoded() {
+            self.error_hint(
+                &root.field("data").field(&key),
+                format!("illegal base64 data: {why}"),
+                "values under data are base64 (`base64 -w0 FILE`); put plain text under stringData",
+            );
+        }
+        if secret.type_name() == SECRET_TYPE_TLS {
+            for key in ["tls.crt", "tls.key"] {
+                if !secret.data.contains_key(key) && !secret.string_data.contains_key(key) {
+                    self.error(
+                        &root.field("data").field(key),
+                        format!(
+                            "required field {key} is missing for a secret of type {SECRET_TYPE_TLS}"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A Gateway server's TLS: meshlab terminates `SIMPLE` and `MUTUAL` with a
+    /// `credentialName`; the rest is refused by name rather than ignored.
+    fn server_tls(&mut self, here: &FieldPath, server: &Server) {
+        let Some(tls) = &server.tls else { return };
+        let path = here.field("tls");
+        if tls.https_redirect {
             self.unsupported(
-                &path.field("tls").field("mode"),
-                "tls mode MUTUAL (client certificates from files in the sidecar)",
-                "use ISTIO_MUTUAL for mesh mTLS, or SIMPLE to originate TLS to an external host",
+                &path.field("httpsRedirect"),
+                "httpsRedirect",
+                "remove it; clients can call the HTTPS server directly",
+            );
+        }
+        let protocol = server.port.protocol.to_ascii_uppercase();
+        if protocol == "TLS" {
+            self.unsupported(
+                &here.field("port").field("protocol"),
+                "gateway server protocol TLS (routing by SNI with VirtualService tls routes)",
+                "use protocol HTTPS with tls.mode SIMPLE or MUTUAL",
+            );
+            return;
+        }
+        if protocol != "HTTPS" {
+            return;
+        }
+        match tls.mode {
+            Some(ServerTlsMode::Simple | ServerTlsMode::Mutual) => {}
+            Some(mode) => {
+                let name = serde_json::to_value(mode)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                self.unsupported(
+                    &path.field("mode"),
+                    &format!("gateway tls mode {name}"),
+                    "use SIMPLE or MUTUAL with a credentialName",
+                );
+            }
+            None => self.error(
+                &path.field("mode"),
+                "tls mode is required for HTTPS servers",
+            ),
+        }
+        if tls.credential_name.is_empty() {
+            self.error_hint(
+                &path.field("credentialName"),
+                "a SIMPLE or MUTUAL server needs a credentialName",
+                "create the Secret in the gateway's namespace (`meshlab create -n istio-system secret tls NAME --key=… --cert=…`) and name it here",
+            );
+        }
+        let unsupported: [(&str, bool); 12] = [
+            ("serverCertificate", !tls.server_certificate.is_empty()),
+            ("privateKey", !tls.private_key.is_empty()),
+            ("caCertificates", !tls.ca_certificates.is_empty()),
+            ("caCrl", !tls.ca_crl.is_empty()),
+            ("credentialNames", !tls.credential_names.is_empty()),
+            (
+                "caCertCredentialName",
+                !tls.ca_cert_credential_name.is_empty(),
+            ),
+            ("tlsCertificates", !tls.tls_certificates.is_empty()),
+            ("subjectAltNames", !tls.subject_alt_names.is_empty()),
+            (
+                "verifyCertificateSpki",
+                !tls.verify_certificate_spki.is_empty(),
+            ),
+            (
+                "verifyCertificateHash",
+                !tls.verify_certificate_hash.is_empty(),
+            ),
+            ("cipherSuites", !tls.cipher_suites.is_empty()),
+            (
+                "minProtocolVersion/maxProtocolVersion",
+                tls.min_protocol_version.is_some() || tls.max_protocol_version.is_some(),
+            ),
+        ];
+        for (field, set) in unsupported {
+            if set {
+                let at = field.split('/').next().unwrap_or(field);
+                self.unsupported(
+                    &path.field(at),
+                    &format!("gateway tls {field}"),
+                    "remove it; meshlab gateways take the certificate, key and CA from the credentialName Secret",
+                );
+            }
+        }
+        if tls.insecure_skip_verify == Some(true) {
+            self.unsupported(
+                &path.field("insecureSkipVerify"),
+                "gateway tls insecureSkipVerify",
+                "remove it",
             );
         }
     }
@@ -1237,6 +1447,16 @@ impl Checker {
                     ),
                 );
             }
+            if !GATEWAY_SERVED.contains(&protocol.as_str())
+                && GATEWAY_PROTOCOLS.contains(&protocol.as_str())
+            {
+                self.unsupported(
+                    &port.field("protocol"),
+                    &format!("gateway server protocol {protocol}"),
+                    "use HTTP, HTTP2, GRPC or HTTPS",
+                );
+            }
+            self.server_tls(&here, server);
             let tls_protocol = matches!(protocol.as_str(), "HTTPS" | "TLS");
             match &server.tls {
                 None if tls_protocol => {

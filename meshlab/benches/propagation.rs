@@ -86,7 +86,15 @@ fn main() {
     let lab = format!("mlprop-{}", std::process::id());
     meshlab(
         &lab,
-        &["up", "--http-port", HTTP_PORT, "--dashboard-port", "28101"],
+        &[
+            "up",
+            "--http-port",
+            HTTP_PORT,
+            "--https-port",
+            "28143",
+            "--dashboard-port",
+            "28101",
+        ],
         None,
     );
     meshlab(&lab, &["apply", "-f", "-"], Some(GATEWAY));

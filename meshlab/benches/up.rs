@@ -83,7 +83,15 @@ fn timed_up(lab: &str) -> (Duration, String) {
     let started = Instant::now();
     let out = meshlab(
         lab,
-        &["up", "--http-port", "28080", "--dashboard-port", "28001"],
+        &[
+            "up",
+            "--http-port",
+            "28080",
+            "--https-port",
+            "28443",
+            "--dashboard-port",
+            "28001",
+        ],
     );
     (started.elapsed(), out)
 }

@@ -39,6 +39,48 @@ struct NamespaceArg {
     namespace: Option<String>,
 }
 
+/// What `meshlab create` makes.
+#[derive(Debug, Subcommand)]
+enum CreateCommand {
+    /// A Secret (`generic` or `tls`).
+    Secret {
+        #[command(subcommand)]
+        secret: SecretCommand,
+    },
+}
+
+/// `meshlab create secret …`.
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// An Opaque secret from files and literals:
+    /// `--from-file=tls.crt=client.crt --from-file=tls.key=client.key --from-file=ca.crt=ca.crt`.
+    Generic {
+        /// The secret's name.
+        name: String,
+        /// `[KEY=]PATH`: a file's contents under KEY (default: the file's name).
+        #[arg(long = "from-file")]
+        from_file: Vec<String>,
+        /// `KEY=VALUE`.
+        #[arg(long = "from-literal")]
+        from_literal: Vec<String>,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+    /// A `kubernetes.io/tls` secret from a certificate and its key (PEM).
+    Tls {
+        /// The secret's name.
+        name: String,
+        /// The certificate chain (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Its private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the lab on the local Docker engine: control plane, Bookinfo, sleep and
@@ -47,6 +89,10 @@ enum Command {
         /// Host port of the ingress gateway (on 127.0.0.1).
         #[arg(long, default_value_t = 8080)]
         http_port: u16,
+        /// Host port of the ingress gateway's HTTPS servers (its port 443, on
+        /// 127.0.0.1).
+        #[arg(long, default_value_t = 8443)]
+        https_port: u16,
         /// Host port of the dashboard and API (on 127.0.0.1).
         #[arg(long, default_value_t = 20001)]
         dashboard_port: u16,
@@ -78,6 +124,14 @@ enum Command {
         /// A file, a directory, or - for standard input; repeatable.
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        namespace: NamespaceArg,
+    },
+    /// Create a resource from the command line, as kubectl does: `create secret
+    /// tls NAME --cert=FILE --key=FILE` for a Gateway's `credentialName`.
+    Create {
+        #[command(subcommand)]
+        what: CreateCommand,
         #[command(flatten)]
         namespace: NamespaceArg,
     },
@@ -138,7 +192,8 @@ enum Command {
     /// Show a proxy's configuration: listeners, routes, clusters, endpoints or all.
     ProxyConfig {
         /// `listeners`, `routes`, `clusters`, `endpoints`, `secret` (the workload
-        /// certificate and the mesh root: validity, serial, SPIFFE ID with `-o json`),
+        /// certificate, the mesh root and the `credentialName` certificates it is
+        /// sent: validity, serial, SPIFFE ID with `-o json`),
         /// `all` (with `-o json`), or `iptables` (the traffic capture rules of the pod).
         kind: String,
         /// The pod (`NAME`, `NAME.NAMESPACE` or `deploy/NAME`).
@@ -469,6 +524,7 @@ async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Up {
             http_port,
+            https_port,
             dashboard_port,
             no_bookinfo,
             ca_cert,
@@ -488,6 +544,7 @@ async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
             };
             let options = lab::UpOptions {
                 http_port,
+                https_port,
                 dashboard_port,
                 no_bookinfo,
                 plugged_ca,
@@ -500,6 +557,31 @@ async fn run_command(lab: &str, command: Command) -> anyhow::Result<u8> {
         Command::Apply { files, namespace } => {
             let client = lab::client(&lab::docker().await?, lab).await?;
             resources::apply(&client, &files, namespace.namespace).await?;
+        }
+        Command::Create {
+            what: CreateCommand::Secret { secret },
+            namespace,
+        } => {
+            let (secret, inner) = match secret {
+                SecretCommand::Generic {
+                    name,
+                    from_file,
+                    from_literal,
+                    namespace,
+                } => (
+                    resources::generic_secret(&name, &from_file, &from_literal)?,
+                    namespace,
+                ),
+                SecretCommand::Tls {
+                    name,
+                    cert,
+                    key,
+                    namespace,
+                } => (resources::tls_secret(&name, &cert, &key)?, namespace),
+            };
+            let client = lab::client(&lab::docker().await?, lab).await?;
+            resources::create_secret(&client, secret, inner.namespace.or(namespace.namespace))
+                .await?;
         }
         Command::Get {
             kind,

@@ -30,6 +30,11 @@ use crate::token;
 pub const API_PORT_LABEL: &str = "meshlab.api-port";
 /// The label on the control container that records the ingress port on the host.
 pub const HTTP_PORT_LABEL: &str = "meshlab.http-port";
+/// The label on the control container that records the ingress HTTPS port on the host.
+pub const HTTPS_PORT_LABEL: &str = "meshlab.https-port";
+
+/// The labels that record a lab's host ports.
+const PORT_LABELS: [&str; 3] = [API_PORT_LABEL, HTTP_PORT_LABEL, HTTPS_PORT_LABEL];
 /// The label on the control container that records the SHA-256 of its API token.
 pub const TOKEN_LABEL: &str = "meshlab.api-token-sha256";
 
@@ -42,6 +47,8 @@ const PODS_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct UpOptions {
     /// Host port of the ingress gateway.
     pub http_port: u16,
+    /// Host port of the ingress gateway's HTTPS port (8443 in the pod).
+    pub https_port: u16,
     /// Host port of the dashboard and API.
     pub dashboard_port: u16,
     /// Skip Bookinfo.
@@ -142,10 +149,10 @@ pub async fn up(lab: &str, options: &UpOptions) -> anyhow::Result<()> {
             )
             .await?;
         if gateway.iter().any(|c| c.state == State::Running) {
-            own.push(options.http_port);
+            own.extend([options.http_port, options.https_port]);
         }
         if let Some(stale) = &existing {
-            for key in [API_PORT_LABEL, HTTP_PORT_LABEL] {
+            for key in PORT_LABELS {
                 own.extend(stale.labels.get(key).and_then(|p| p.parse::<u16>().ok()));
             }
             docker.remove(&stale.id, true).await?;
@@ -225,11 +232,12 @@ pub async fn up(lab: &str, options: &UpOptions) -> anyhow::Result<()> {
     }
     println!(
         "\nDashboard and API: http://localhost:{api_port} (`meshlab --name {lab} dashboard` opens it)\n\
-         Ingress gateway:   http://localhost:{}/productpage (with the data plane)\n\n\
+         Ingress gateway:   http://localhost:{}/productpage (with the data plane), \
+         HTTPS servers on port {}\n\n\
          Next:\n  meshlab --name {lab} get pods\n  \
          meshlab --name {lab} exec deploy/sleep -- curl -s http://productpage:9080/productpage\n  \
          meshlab --name {lab} apply -f <istio-manifest.yaml>",
-        options.http_port
+        options.http_port, options.https_port
     );
     Ok(())
 }
@@ -248,7 +256,7 @@ async fn preflight_ports(
             continue;
         }
         if let Some(control) = control_container(docker, &other).await? {
-            for key in [API_PORT_LABEL, HTTP_PORT_LABEL] {
+            for key in PORT_LABELS {
                 if let Some(port) = control.labels.get(key).and_then(|p| p.parse().ok()) {
                     owners.insert(port, other.clone());
                 }
@@ -258,6 +266,7 @@ async fn preflight_ports(
     for (port, flag) in [
         (options.dashboard_port, "--dashboard-port"),
         (options.http_port, "--http-port"),
+        (options.https_port, "--https-port"),
     ] {
         if let Some(owner) = owners.get(&port) {
             bail!(
@@ -272,8 +281,8 @@ async fn preflight_ports(
         }
     }
     step(format_args!(
-        "ports {} (ingress) and {} (dashboard) free on 127.0.0.1",
-        options.http_port, options.dashboard_port
+        "ports {} and {} (ingress) and {} (dashboard) free on 127.0.0.1",
+        options.http_port, options.https_port, options.dashboard_port
     ));
     Ok(())
 }
@@ -301,6 +310,10 @@ async fn start_control(
         (
             "MESHLAB_HTTP_PORT".to_owned(),
             options.http_port.to_string(),
+        ),
+        (
+            "MESHLAB_HTTPS_PORT".to_owned(),
+            options.https_port.to_string(),
         ),
         (
             meshlab_control::auth::TOKEN_ENV.to_owned(),
@@ -333,6 +346,7 @@ async fn start_control(
             options.dashboard_port.to_string(),
         ),
         (HTTP_PORT_LABEL.to_owned(), options.http_port.to_string()),
+        (HTTPS_PORT_LABEL.to_owned(), options.https_port.to_string()),
         (TOKEN_LABEL.to_owned(), token::fingerprint(token)),
     ]);
     spec.mounts = vec![

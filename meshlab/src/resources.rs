@@ -228,3 +228,122 @@ pub async fn set_mesh_config(client: &Client, setting: &str) -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// `meshlab create secret generic NAME --from-file=[KEY=]PATH --from-literal=KEY=VALUE`:
+/// an Opaque Secret document.
+pub fn generic_secret(
+    name: &str,
+    from_file: &[String],
+    from_literal: &[String],
+) -> anyhow::Result<serde_json::Value> {
+    use base64::Engine as _;
+    let mut data = serde_json::Map::new();
+    for source in from_file {
+        let (key, path) = match source.split_once('=') {
+            Some((key, path)) => (key.to_owned(), PathBuf::from(path)),
+            None => {
+                let path = PathBuf::from(source);
+                let key = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .with_context(|| format!("--from-file={source}: no file name to use as the key (hint: write KEY=PATH)"))?;
+                (key, path)
+            }
+        };
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("--from-file={source}: cannot read {}", path.display()))?;
+        let value = base64::engine::general_purpose::STANDARD.encode(bytes);
+        if data.insert(key.clone(), value.into()).is_some() {
+            bail!("cannot add key {key}, another key by that name already exists");
+        }
+    }
+    for literal in from_literal {
+        let Some((key, value)) = literal.split_once('=') else {
+            bail!("--from-literal={literal}: expected KEY=VALUE");
+        };
+        let value = base64::engine::general_purpose::STANDARD.encode(value);
+        if data.insert(key.to_owned(), value.into()).is_some() {
+            bail!("cannot add key {key}, another key by that name already exists");
+        }
+    }
+    Ok(secret_document(name, "Opaque", data))
+}
+
+/// `meshlab create secret tls NAME --cert=FILE --key=FILE`: a `kubernetes.io/tls`
+/// Secret document (`tls.crt`, `tls.key`).
+pub fn tls_secret(name: &str, cert: &Path, key: &Path) -> anyhow::Result<serde_json::Value> {
+    use base64::Engine as _;
+    let read = |path: &Path, what: &str, marker: &str| -> anyhow::Result<String> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the {what} {}", path.display()))?;
+        if !text.contains(marker) {
+            bail!(
+                "failed to load key pair: no PEM {what} in {} (hint: pass PEM files, as openssl writes them)",
+                path.display()
+            );
+        }
+        Ok(base64::engine::general_purpose::STANDARD.encode(text))
+    };
+    let mut data = serde_json::Map::new();
+    data.insert(
+        "tls.crt".into(),
+        read(cert, "certificate", "-----BEGIN CERTIFICATE-----")?.into(),
+    );
+    data.insert(
+        "tls.key".into(),
+        read(key, "private key", "PRIVATE KEY-----")?.into(),
+    );
+    Ok(secret_document(name, "kubernetes.io/tls", data))
+}
+
+fn secret_document(
+    name: &str,
+    secret_type: &str,
+    data: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": { "name": name },
+        "type": secret_type,
+        "data": serde_json::Value::Object(data),
+    })
+}
+
+/// Creates the Secret `document` in `namespace`; like `kubectl create`, an
+/// existing one is an error rather than replaced.
+pub async fn create_secret(
+    client: &Client,
+    document: serde_json::Value,
+    namespace: Option<String>,
+) -> anyhow::Result<()> {
+    let name = document["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut path = format!("/api/v1/get?kind=secret&name={}", encode(&name));
+    if let Some(namespace) = &namespace {
+        path.push_str(&format!("&namespace={}", encode(namespace)));
+    }
+    if client.get::<Text>(&path).await.is_ok() {
+        eprintln!(
+            "Error from server (AlreadyExists): secrets {name:?} already exists (hint: `meshlab delete secret {name}` first, or apply a manifest to change it)"
+        );
+        return Err(anyhow::Error::new(Reported));
+    }
+    let request = ManifestsRequest {
+        manifests: vec![Manifest {
+            file: format!("secret/{name}"),
+            yaml: serde_json::to_string_pretty(&document)?,
+        }],
+        namespace,
+    };
+    let lines: Lines = client
+        .post("/api/v1/apply", &request)
+        .await
+        .map_err(refused)?;
+    for line in &lines.lines {
+        println!("{line}");
+    }
+    Ok(())
+}

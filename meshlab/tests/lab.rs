@@ -226,6 +226,8 @@ fn two_labs_run_side_by_side_and_images_meshlab_cannot_provide_fail_clearly() {
         &a.dashboard_port.to_string(),
         "--http-port",
         &c.http_port.to_string(),
+        "--https-port",
+        &c.https_port.to_string(),
     ]);
     assert!(!clash.status.success());
     assert!(
@@ -290,6 +292,8 @@ fn a_missing_docker_engine_or_a_taken_port_is_one_clear_line() {
         "--dashboard-port",
         &port,
         "--http-port",
+        &free_port().to_string(),
+        "--https-port",
         &free_port().to_string(),
     ]);
     assert!(!out.status.success());

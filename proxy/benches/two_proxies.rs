@@ -171,6 +171,8 @@ fn config(
                 sni: Some("outbound_.8080_._.svc.default.svc.cluster.local".to_owned()),
                 subject_alt_names: vec![spiffe("server")],
                 auto_mtls: false,
+                certificate: None,
+                trusted_ca: None,
             });
         }
         if std::env::var("BENCH_NEW_CONNECTIONS").as_deref() == Ok("on") {
@@ -183,6 +185,7 @@ fn config(
         chain.tls = Some(DownstreamTls {
             certificate: "default".to_owned(),
             require_client_certificate: true,
+            trusted_ca: None,
         });
     }
     config.clusters.insert(cluster.to_owned(), upstream);

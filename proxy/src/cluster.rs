@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use meshlab_proxy_config::{
     BLACK_HOLE_CLUSTER, Cluster, ClusterLoadAssignment, DiscoveryType, EndpointAddress, LbPolicy,
-    PASSTHROUGH_CLUSTER, ProxyConfig,
+    PASSTHROUGH_CLUSTER, ProxyConfig, Secret,
 };
 use tokio::sync::Notify;
 
@@ -38,7 +38,7 @@ use crate::pool::{HostStats, Pool};
 use crate::stats::{
     ClusterGauges, ClusterStats, MetricLabels, Peer, Reporter, ServiceNames, Stats, UNLIMITED,
 };
-use crate::tls::{Origination, Roots};
+use crate::tls::{self, Origination, Roots};
 
 /// Most ORIGINAL_DST endpoints kept before idle ones are forgotten.
 const MAX_ORIGINAL_DST_HOSTS: usize = 256;
@@ -90,6 +90,8 @@ pub(crate) struct ClusterState {
     pub(crate) stats: Arc<ClusterStats>,
     pub(crate) limits: Limits,
     pub(crate) transport: Transport,
+    /// The secrets `transport` was built from, as they were then.
+    secrets: Vec<Option<Secret>>,
     /// Labels for requests that reach no endpoint of this cluster.
     pub(crate) labels: Arc<MetricLabels>,
     assignment: Mutex<Option<ClusterLoadAssignment>>,
@@ -184,12 +186,15 @@ impl ClusterManager {
         let mut clusters = BTreeMap::new();
         for (name, def) in defs {
             let assignment = config.endpoints.get(name);
+            let secrets = def.tls.as_ref().map_or_else(Vec::new, |tls| {
+                tls::named_secrets(tls::upstream_secret_names(tls), &config.secrets)
+            });
             let state = match self.clusters.get(name) {
-                Some(old) if old.def == def && old.keeps(assignment) => {
+                Some(old) if old.def == def && old.secrets == secrets && old.keeps(assignment) => {
                     old.set_endpoints(assignment);
                     old.clone()
                 }
-                _ => ClusterState::new(name, def, assignment.cloned(), ctx),
+                _ => ClusterState::new(name, def, assignment.cloned(), &config.secrets, ctx),
             };
             clusters.insert(name.to_owned(), state);
         }
@@ -216,6 +221,7 @@ impl ClusterState {
         name: &str,
         def: Cluster,
         assignment: Option<ClusterLoadAssignment>,
+        secrets: &BTreeMap<String, Secret>,
         ctx: &Arc<ClusterContext>,
     ) -> Arc<Self> {
         let breakers = &def.circuit_breakers;
@@ -229,7 +235,7 @@ impl ClusterState {
         let transport = match &def.tls {
             None => Transport::Plain,
             Some(tls) => {
-                match Origination::new(tls, def.http2, &ctx.roots, ctx.identity.as_ref()) {
+                match Origination::new(tls, def.http2, &ctx.roots, ctx.identity.as_ref(), secrets) {
                     Ok(None) => Transport::Plain,
                     Ok(Some(origination)) => Transport::Tls(origination),
                     Err(reason) => {
@@ -243,8 +249,12 @@ impl ClusterState {
             def.discovery,
             DiscoveryType::StrictDns | DiscoveryType::LogicalDns
         ) || has_dns_names(assignment.as_ref());
+        let secrets = def.tls.as_ref().map_or_else(Vec::new, |tls| {
+            tls::named_secrets(tls::upstream_secret_names(tls), secrets)
+        });
         let state = Arc::new(Self {
             name: name.into(),
+            secrets,
             stats: ctx.stats.cluster(name),
             limits,
             transport,

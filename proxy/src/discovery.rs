@@ -66,9 +66,6 @@ pub enum InvalidConfig {
     /// A route configuration Envoy would reject.
     #[error(transparent)]
     Route(#[from] InvalidRouteConfiguration),
-    /// Secrets arrived, but the proxy model has no place for them yet.
-    #[error("this proxy does not take secrets yet (hint: do not subscribe to SDS)")]
-    Secrets,
 }
 
 /// How the client connects.
@@ -179,7 +176,9 @@ impl Apply for ProxyConfig {
                 }
                 self.routes = by_name(routes, |route| &route.name);
             }
-            Resources::Secrets(_) => return Err(InvalidConfig::Secrets),
+            Resources::Secrets(secrets) => {
+                self.secrets = by_name(secrets, |secret| &secret.name);
+            }
         }
         Ok(())
     }
@@ -203,6 +202,7 @@ impl ClientSettings {
             node,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             types: BTreeSet::from([
+                ResourceType::Secret,
                 ResourceType::Cluster,
                 ResourceType::ClusterLoadAssignment,
                 ResourceType::Listener,

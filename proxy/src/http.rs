@@ -57,7 +57,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use meshlab_proxy_config::{Authorization, NetworkFilter, TrafficDirection};
+use meshlab_proxy_config::{Authorization, DownstreamTls, NetworkFilter, TrafficDirection};
 use meshlab_proxy_route::{
     Action, ClusterSpecifier, FAULT_ABORT_BODY, Forward, HashPolicy, HeaderPlan, Outcome,
     RequestHead, ResponseFlag, ResponseFlags, RetryPolicy, RetryVerdict, Route, Verdict,
@@ -129,6 +129,8 @@ pub(crate) struct HttpConn {
     /// The `x-forwarded-client-cert` element for this connection's client
     /// certificate (inbound mTLS), appended to the request's header.
     pub(crate) client_cert_details: Option<Arc<str>>,
+    /// The TLS the connection was accepted with, if its chain terminates TLS.
+    pub(crate) terminated: Option<DownstreamTls>,
 }
 
 /// Serves HTTP on `stream` (plaintext TCP, or a terminated mTLS connection) until
@@ -147,11 +149,24 @@ where
             async move { Ok::<_, Infallible>(Box::pin(handle(conn, request)).await) }
         })
     };
-    let served = conn
+    let connection = conn
         .shared
         .http_server
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let mut snapshots = conn.shared.snapshot.clone();
+    let served = loop {
+        tokio::select! {
+            served = connection.as_mut() => break served,
+            changed = snapshots.changed(), if conn.terminated.is_some() => {
+                if changed.is_err() || conn.tls_changed(&snapshots.borrow_and_update().config) {
+                    tracing::debug!(remote = %conn.remote, "the connection's TLS changed; draining it");
+                    connection.as_mut().graceful_shutdown();
+                    break connection.await;
+                }
+            }
+        }
+    };
     if let Err(err) = served {
         tracing::debug!(remote = %conn.remote, %err, "downstream connection ended with an error");
     }
@@ -1220,6 +1235,22 @@ fn local(
 // === impl HttpConn ===
 
 impl HttpConn {
+    /// Whether the chain this connection came through no longer terminates TLS
+    /// as it did (another certificate, a client certificate now required): Envoy
+    /// drains the connections of a changed filter chain, so clients reconnect
+    /// under the new settings.
+    fn tls_changed(&self, config: &meshlab_proxy_config::ProxyConfig) -> bool {
+        let Some((listener, chain)) = &self.filter_chain else {
+            return false;
+        };
+        !config.listeners.get(&**listener).is_some_and(|l| {
+            l.filter_chains
+                .iter()
+                .chain(&l.default_filter_chain)
+                .any(|c| c.name == *chain && c.tls == self.terminated)
+        })
+    }
+
     /// The authorization of this connection's filter chain in `snapshot`.
     fn current_authorization<'s>(&self, snapshot: &'s Snapshot) -> Option<&'s Authorization> {
         let (listener, chain) = self.filter_chain.as_ref()?;

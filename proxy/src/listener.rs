@@ -26,6 +26,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use meshlab_proxy_config::secret::WORKLOAD_CERTIFICATE;
 use meshlab_proxy_config::{Listener, NetworkFilter, ProxyConfig};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
@@ -269,26 +270,43 @@ async fn handle_connection(
         server_name: server_name.map(Into::into),
     };
     let chain = chain.clone();
+    let termination = chain
+        .tls
+        .as_ref()
+        .filter(|tls| tls.certificate != WORKLOAD_CERTIFICATE)
+        .map(|tls| snapshot.terminations.get(tls));
     drop(snapshot);
-    if chain.tls.is_none() {
+    let Some(tls) = &chain.tls else {
         serve_chain(stream, &chain, accepted, None, &shared).await;
         return;
-    }
-    let name = &accepted.listener;
-    // mTLS (PeerAuthentication STRICT, or PERMISSIVE's `tls` chain). Plaintext is
-    // reset before any TLS record is sent back, as Envoy finds no chain for it: a
-    // plaintext client sees a reset (curl: `000`, exit 56), not a TLS alert.
-    if transport != "tls" {
-        tracing::debug!(listener = %name, %remote, %destination, "plaintext on an mTLS-only port; resetting");
-        reset(&stream);
-        return;
-    }
-    let Some(identity) = shared.identity.clone() else {
-        tracing::warn!(listener = %name, chain = %chain.name, "mTLS chain on a proxy without a mesh identity; resetting");
-        reset(&stream);
-        return;
     };
-    let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config());
+    let name = &accepted.listener;
+    // TLS-only chains (STRICT mTLS, PERMISSIVE's `tls` chain, a gateway's HTTPS
+    // server). Plaintext is reset before any TLS record is sent back, as Envoy
+    // finds no chain for it: a plaintext client sees a reset (curl: `000`, exit
+    // 56), not a TLS alert.
+    if transport != "tls" {
+        tracing::debug!(listener = %name, %remote, %destination, "plaintext on a TLS-only chain; resetting");
+        reset(&stream);
+        return;
+    }
+    let identity = shared.identity.clone();
+    let config = match (termination, &identity) {
+        (Some(Ok(config)), _) => config,
+        (Some(Err(reason)), _) => {
+            tracing::warn!(listener = %name, chain = %chain.name, secret = %tls.certificate, %reason, "cannot terminate TLS; resetting");
+            reset(&stream);
+            return;
+        }
+        (None, Some(identity)) => identity.server_config(),
+        (None, None) => {
+            tracing::warn!(listener = %name, chain = %chain.name, "mTLS chain on a proxy without a mesh identity; resetting");
+            reset(&stream);
+            return;
+        }
+    };
+    let mesh = tls.certificate == WORKLOAD_CERTIFICATE;
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let socket = match stream.into_std() {
         Ok(socket) => socket,
         Err(err) => {
@@ -312,8 +330,8 @@ async fn handle_connection(
                         crate::identity::cert_hash(leaf),
                     )
                 });
-            let (principal, details) = match peer {
-                Some((Some(cert), hash)) => {
+            let (principal, details) = match (peer, &identity) {
+                (Some((Some(cert), hash)), Some(identity)) if mesh => {
                     let uri = cert.spiffe_id.unwrap_or_default();
                     let details = format!(
                         "By={};Hash={hash};Subject=\"\";URI={uri}",
@@ -321,6 +339,9 @@ async fn handle_connection(
                     );
                     (Some(Arc::<str>::from(uri)), Some(Arc::<str>::from(details)))
                 }
+                // A gateway's client certificate: its SPIFFE ID, if it has one, is
+                // the principal; no XFCC is added.
+                (Some((Some(cert), _)), _) => (cert.spiffe_id.map(Arc::<str>::from), None),
                 _ => (None, None),
             };
             drop(socket);
@@ -331,9 +352,10 @@ async fn handle_connection(
             serve_chain(tls, &chain, accepted, Some(peer), &shared).await;
         }
         Err(err) => {
-            // Plaintext on an mTLS-only port (STRICT), or a certificate the mesh
-            // does not trust: reset, as Envoy does (curl: exit 56).
-            tracing::warn!(listener = %name, %remote, %destination, %err, "mTLS handshake failed; resetting the connection");
+            // Plaintext on an mTLS-only port (STRICT), a certificate the server does
+            // not trust, or none where one is required: reset, as Envoy does (curl:
+            // exit 56).
+            tracing::warn!(listener = %name, %remote, %destination, %err, "TLS handshake failed; resetting the connection");
             if let Ok(stream) = TcpStream::from_std(socket) {
                 reset(&stream);
             }
@@ -398,6 +420,7 @@ async fn serve_chain<S>(
                 // Outbound connection managers carry no authorization.
                 filter_chain: (direction != meshlab_proxy_config::TrafficDirection::Outbound)
                     .then(|| (listener, chain.name.clone())),
+                terminated: chain.tls.clone(),
             };
             http::serve(stream, conn).await;
         }

@@ -31,7 +31,7 @@ use crate::identity::Identity;
 use crate::listener::{Listeners, OriginalDst, Task};
 use crate::peer::PeerMetadata;
 use crate::stats::{MetricLabels, Peer, Reporter, ServiceNames, Stats};
-use crate::tls::Roots;
+use crate::tls::{Roots, Terminations};
 
 /// How a proxy runs, apart from its configuration.
 #[derive(Clone, Debug)]
@@ -124,6 +124,8 @@ impl Shared {
 pub(crate) struct Snapshot {
     pub(crate) config: Arc<ProxyConfig>,
     pub(crate) clusters: ClusterManager,
+    /// The TLS that gateway listeners terminate with `credentialName` secrets.
+    pub(crate) terminations: Terminations,
 }
 
 // === impl ProxyOptions ===
@@ -210,7 +212,12 @@ impl Sidecar {
                 while configs.changed().await.is_ok() {
                     let config = configs.borrow_and_update().clone();
                     let clusters = snapshots.borrow().clusters.update(&config, &ctx);
-                    let snapshot = Arc::new(Snapshot { config, clusters });
+                    let terminations = Terminations::build(&config);
+                    let snapshot = Arc::new(Snapshot {
+                        config,
+                        clusters,
+                        terminations,
+                    });
                     snapshots.send_replace(snapshot.clone());
                     listeners.apply(&snapshot.config, &shared).await;
                     shared.ready.store(true, Relaxed);

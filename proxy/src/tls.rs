@@ -14,23 +14,41 @@
 //! the SNI is Istio's `outbound_.PORT_.SUBSET_.HOST`, ALPN offers Istio's `istio*`
 //! values (how a PERMISSIVE server tells mesh mTLS from an app's own TLS), the
 //! server must present one of the cluster's SPIFFE identities (secure naming), and
-//! with auto mTLS endpoints without a sidecar get plaintext. `MUTUAL` (client certificates from files) is not
-//! supported: the control plane rejects it, and a cluster asking for it fails its
-//! connections with a transport failure reason that says so.
+//! with auto mTLS endpoints without a sidecar get plaintext.
+//!
+//! `MUTUAL` is `SIMPLE` plus a client certificate: both come from secrets the
+//! cluster names (a DestinationRule's `credentialName`, sent over SDS as
+//! `kubernetes://NAME` and `kubernetes://NAME-cacert`); a named CA replaces the
+//! system bundle. A secret that has not arrived fails the cluster's connections
+//! with a reason that names it, as Envoy keeps such a cluster warming.
+//!
+//! [`Termination`] is the other direction, for gateways: a Gateway server's
+//! `credentialName` certificate, and for `MUTUAL` the CA that client certificates
+//! must chain to. The mesh's own mTLS (`default`) is the identity's business.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use meshlab_proxy_config::{MESH_ALPN, MESH_ALPN_H2, TlsMode, UpstreamTls};
+use std::collections::{BTreeMap, HashMap};
+
+use meshlab_proxy_config::{
+    DownstreamTls, MESH_ALPN, MESH_ALPN_H2, ProxyConfig, Secret, SecretKind, TlsMode, UpstreamTls,
+    secret::WORKLOAD_CERTIFICATE,
+};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::server::WebPkiClientVerifier;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+mod x509_v1;
 
 use crate::cluster::Host;
 use crate::identity::Identity;
@@ -89,21 +107,18 @@ fn load(path: &Path) -> Result<Arc<RootCertStore>, String> {
 
 impl Origination {
     /// The TLS set-up for a cluster, `Ok(None)` for plaintext (`DISABLE`), or why
-    /// it cannot originate TLS (unsupported mode, no trusted roots).
+    /// it cannot originate TLS (no mesh identity, no trusted roots, a secret that
+    /// has not arrived).
     pub(crate) fn new(
         tls: &UpstreamTls,
         http2: bool,
         roots: &Roots,
         identity: Option<&Arc<Identity>>,
+        secrets: &BTreeMap<String, Secret>,
     ) -> Result<Option<Self>, String> {
         match tls.mode {
             TlsMode::Disable => return Ok(None),
-            TlsMode::Simple => {}
-            TlsMode::Mutual => {
-                return Err(
-                    "TLS mode MUTUAL (client certificates from files) is not supported".to_owned(),
-                );
-            }
+            TlsMode::Simple | TlsMode::Mutual => {}
             TlsMode::IstioMutual => {
                 let identity = identity.ok_or_else(|| {
                     "ISTIO_MUTUAL needs a mesh identity and this proxy has none (no pod token)"
@@ -127,7 +142,13 @@ impl Origination {
                 }));
             }
         }
-        let roots = roots.get()?;
+        let (roots, v1_roots) = match &tls.trusted_ca {
+            Some(name) => {
+                let (store, certs) = trusted_ca(secrets, name)?;
+                (Arc::new(store), Some(certs))
+            }
+            None => (roots.get()?, None),
+        };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
             .build()
@@ -137,7 +158,7 @@ impl Origination {
             .iter()
             .filter_map(|name| ServerName::try_from(name.clone()).ok())
             .collect();
-        let verifier: Arc<dyn ServerCertVerifier> = if names.is_empty() {
+        let mut verifier: Arc<dyn ServerCertVerifier> = if names.is_empty() {
             webpki
         } else {
             Arc::new(SubjectAltNames {
@@ -145,12 +166,28 @@ impl Origination {
                 names,
             })
         };
-        let mut config = ClientConfig::builder_with_provider(provider)
+        // A credential's own CA may have signed version 1 certificates.
+        if let Some(roots) = v1_roots {
+            verifier = Arc::new(x509_v1::Servers {
+                inner: verifier,
+                roots,
+                names: tls.subject_alt_names.clone(),
+            });
+        }
+        let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|err| format!("cannot build a TLS client: {err}"))?
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(verifier);
+        let mut config = match (&tls.mode, &tls.certificate) {
+            (TlsMode::Mutual, Some(name)) => {
+                let (chain, key) = certificate(secrets, name)?;
+                let certified = certified_key(&provider, chain, key)
+                    .map_err(|err| format!("secret {name}: {err}"))?;
+                builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified)))
+            }
+            _ => builder.with_no_client_auth(),
+        };
         if http2 {
             config.alpn_protocols = vec![b"h2".to_vec()];
         }
@@ -197,6 +234,165 @@ fn sni(tls: &UpstreamTls) -> Result<Option<ServerName<'static>>, String> {
         .as_ref()
         .map(|sni| ServerName::try_from(sni.clone()).map_err(|_| format!("invalid SNI {sni:?}")))
         .transpose()
+}
+
+/// The secrets a cluster's or chain's TLS names, as they are now: when they
+/// change, what was built from them is built anew.
+pub(crate) fn named_secrets<'a>(
+    names: impl IntoIterator<Item = &'a String>,
+    secrets: &BTreeMap<String, Secret>,
+) -> Vec<Option<Secret>> {
+    names.into_iter().map(|n| secrets.get(n).cloned()).collect()
+}
+
+/// The secrets an upstream TLS context names.
+pub(crate) fn upstream_secret_names(tls: &UpstreamTls) -> impl Iterator<Item = &String> {
+    tls.certificate.iter().chain(&tls.trusted_ca)
+}
+
+fn missing(name: &str) -> String {
+    format!(
+        "secret {name} has not been received (is the Kubernetes Secret in the proxy's namespace?)"
+    )
+}
+
+/// The roots in the validation-context secret `name`: as a store for webpki, and
+/// as certificates for [`x509_v1`].
+fn trusted_ca(
+    secrets: &BTreeMap<String, Secret>,
+    name: &str,
+) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), String> {
+    let Some(SecretKind::ValidationContext { trusted_ca }) =
+        secrets.get(name).map(|secret| &secret.kind)
+    else {
+        return Err(missing(name));
+    };
+    let certs = CertificateDer::pem_slice_iter(trusted_ca.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| format!("secret {name}: bad CA certificate: {err}"))?;
+    let mut store = RootCertStore::empty();
+    let (_added, _ignored) = store.add_parsable_certificates(certs.iter().cloned());
+    if store.is_empty() {
+        return Err(format!("secret {name} holds no usable CA certificate"));
+    }
+    Ok((store, certs))
+}
+
+/// The chain and key in the certificate secret `name`.
+fn certificate(
+    secrets: &BTreeMap<String, Secret>,
+    name: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let Some(SecretKind::TlsCertificate {
+        certificate_chain,
+        private_key,
+    }) = secrets.get(name).map(|secret| &secret.kind)
+    else {
+        return Err(missing(name));
+    };
+    let chain = CertificateDer::pem_slice_iter(certificate_chain.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| format!("secret {name}: bad certificate: {err}"))?;
+    if chain.is_empty() {
+        return Err(format!("secret {name} holds no certificate"));
+    }
+    let key = PrivateKeyDer::from_pem_slice(private_key.pem().as_bytes())
+        .map_err(|err| format!("secret {name}: bad private key: {err}"))?;
+    Ok((chain, key))
+}
+
+// === impl Termination ===
+
+/// TLS a gateway terminates with a `credentialName` certificate, built once per
+/// configuration for each distinct filter-chain TLS context.
+#[derive(Debug, Default)]
+pub(crate) struct Terminations {
+    by_context: HashMap<DownstreamTls, Result<Arc<ServerConfig>, String>>,
+}
+
+impl Terminations {
+    /// The server set-ups of every chain in `config` that terminates TLS with a
+    /// secret other than the workload's mesh certificate.
+    pub(crate) fn build(config: &ProxyConfig) -> Self {
+        let mut by_context = HashMap::new();
+        for tls in config
+            .listeners
+            .values()
+            .flat_map(|l| l.filter_chains.iter().chain(&l.default_filter_chain))
+            .filter_map(|chain| chain.tls.as_ref())
+            .filter(|tls| tls.certificate != WORKLOAD_CERTIFICATE)
+        {
+            by_context
+                .entry(tls.clone())
+                .or_insert_with(|| server_config(tls, &config.secrets).map(Arc::new));
+        }
+        Self { by_context }
+    }
+
+    /// The server set-up for `tls`, or why there is none.
+    pub(crate) fn get(&self, tls: &DownstreamTls) -> Result<Arc<ServerConfig>, String> {
+        self.by_context
+            .get(tls)
+            .cloned()
+            .unwrap_or_else(|| Err(format!("no TLS set-up for {}", tls.certificate)))
+    }
+}
+
+/// The chain and key as rustls serves them, after checking that they belong
+/// together. rustls' own check parses the leaf with webpki, which refuses X.509
+/// v1 certificates; `openssl x509 -req`, as Istio's secure-gateway task runs it,
+/// signs exactly those, and Envoy serves them. x509-parser reads any version.
+fn certified_key(
+    provider: &rustls::crypto::CryptoProvider,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<CertifiedKey, String> {
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|err| format!("bad private key: {err}"))?;
+    let leaf = chain.first().ok_or("no certificate")?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|err| format!("bad certificate: {err}"))?;
+    if let Some(public) = signing.public_key()
+        && public.as_ref() != parsed.public_key().raw
+    {
+        return Err("the private key does not match the certificate".to_owned());
+    }
+    Ok(CertifiedKey::new(chain, signing))
+}
+
+fn server_config(
+    tls: &DownstreamTls,
+    secrets: &BTreeMap<String, Secret>,
+) -> Result<ServerConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|err| format!("cannot build a TLS server: {err}"))?;
+    let builder = match (&tls.trusted_ca, tls.require_client_certificate) {
+        (Some(name), true) => {
+            let (store, roots) = trusted_ca(secrets, name)?;
+            let inner =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider.clone())
+                    .build()
+                    .map_err(|err| format!("cannot verify clients with {name}: {err}"))?;
+            builder.with_client_cert_verifier(Arc::new(x509_v1::Clients { inner, roots }))
+        }
+        (None, true) => {
+            return Err(format!(
+                "{} requires client certificates but names no CA to verify them",
+                tls.certificate
+            ));
+        }
+        (_, false) => builder.with_no_client_auth(),
+    };
+    let (chain, key) = certificate(secrets, &tls.certificate)?;
+    let certified = certified_key(&provider, chain, key)
+        .map_err(|err| format!("secret {}: {err}", tls.certificate))?;
+    let mut config = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 impl fmt::Debug for Origination {

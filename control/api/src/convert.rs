@@ -16,6 +16,7 @@ mod cluster;
 mod endpoint;
 mod listener;
 mod route;
+mod secret;
 
 use std::{borrow::Cow, fmt, time::Duration};
 
@@ -54,19 +55,6 @@ impl fmt::Display for InvalidResource {
             write!(f, "{}: ", self.field)?;
         }
         f.write_str(&self.problem)
-    }
-}
-
-/// Secrets have no model type yet: the message is the value.
-impl Wire for v1::Secret {
-    type Message = Self;
-
-    fn into_message(self) -> Self {
-        self
-    }
-
-    fn from_message(message: Self) -> Result<Self, InvalidResource> {
-        Ok(message)
     }
 }
 
@@ -202,6 +190,12 @@ wire!(
     v1::Listener,
     listener::to_wire,
     listener::from_wire
+);
+wire!(
+    meshlab_proxy_config::Secret,
+    v1::Secret,
+    secret::to_wire,
+    secret::from_wire
 );
 wire!(
     meshlab_proxy_config::RouteConfiguration,

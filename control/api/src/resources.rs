@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use meshlab_proxy_config::{Cluster, ClusterLoadAssignment, Listener, RouteConfiguration};
+use meshlab_proxy_config::{Cluster, ClusterLoadAssignment, Listener, RouteConfiguration, Secret};
 
 use crate::{InvalidResource, ResourceType, TypedResource, Wire, v1};
 
@@ -12,8 +12,8 @@ use crate::{InvalidResource, ResourceType, TypedResource, Wire, v1};
 /// complete set of its type for the proxy: a resource left out is removed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Resources {
-    /// SDS (still wire messages: the proxy model has no secrets yet).
-    Secrets(Vec<v1::Secret>),
+    /// SDS.
+    Secrets(Vec<Secret>),
     /// CDS.
     Clusters(Vec<Cluster>),
     /// EDS.

@@ -401,3 +401,46 @@ fn field_paths_read_back_as_displayed() {
     assert_eq!(FieldPath::parse(&path.to_string()), path);
     assert_eq!(FieldPath::parse(""), FieldPath::root());
 }
+
+#[test]
+fn a_gateway_credential_without_its_secret_is_ist0101() {
+    const INGRESS: &str = include_str!("../../../labs/samples/istio-ingressgateway.yaml");
+    const GATEWAY: &str = "\
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: mygateway
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    tls: {mode: SIMPLE, credentialName: httpbin-credential}
+    hosts: [httpbin.example.com]
+";
+    const IN_DEFAULT: &str = "\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: httpbin-credential
+stringData: {tls.crt: C, tls.key: K}
+";
+    let lines: Vec<String> = analyze(&snapshot(&[INGRESS, GATEWAY, IN_DEFAULT]), Some("default"))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "Error [IST0101] (Gateway default/mygateway spec.servers[0].tls.credentialName) \
+          Referenced credentialName not found: \"httpbin-credential\" in namespace \"istio-system\" \
+          of the gateway it selects (hint: `meshlab create -n istio-system secret tls httpbin-credential --cert=… --key=…`)"
+        ],
+        "the secret must be beside the gateway pod, not the Gateway resource"
+    );
+    let beside = IN_DEFAULT.replace(
+        "  name: httpbin-credential\n",
+        "  name: httpbin-credential\n  namespace: istio-system\n",
+    );
+    assert!(found(&[INGRESS, GATEWAY, &beside]).is_empty());
+}

@@ -50,6 +50,87 @@ pub struct ServiceAccount {
     pub image_pull_secrets: Vec<Value>,
 }
 
+/// A Secret (`v1`): the certificates and keys that a Gateway's or DestinationRule's
+/// `credentialName` names (Istio reads them from the API server; a lab from its store).
+///
+/// Values under `data` are base64, as the API server keeps them; `stringData` is the
+/// write-only plain-text form, merged over `data` (a key in both takes the
+/// `stringData` value, as Kubernetes does).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Secret {
+    /// `v1`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    /// `Secret`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// Name and namespace: a credential must be in the namespace of the proxy
+    /// that uses it (the gateway's, or the workload's).
+    pub metadata: ObjectMeta,
+    /// `Opaque` (the default) or `kubernetes.io/tls`, which must hold `tls.crt`
+    /// and `tls.key`.
+    #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
+    pub secret_type: String,
+    /// Base64 values by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+    /// Plain-text values by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub string_data: BTreeMap<String, String>,
+    /// Whether the data may change. No effect: a lab replaces secrets on apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<bool>,
+}
+
+/// The type of a Secret with no `type`.
+pub const SECRET_TYPE_OPAQUE: &str = "Opaque";
+
+/// The type of a TLS Secret (`kubectl create secret tls`).
+pub const SECRET_TYPE_TLS: &str = "kubernetes.io/tls";
+
+impl Secret {
+    /// The secret's type, `Opaque` when unset.
+    #[must_use]
+    pub fn type_name(&self) -> &str {
+        if self.secret_type.is_empty() {
+            SECRET_TYPE_OPAQUE
+        } else {
+            &self.secret_type
+        }
+    }
+
+    /// The decoded values by key (`stringData` over `data`).
+    ///
+    /// # Errors
+    ///
+    /// The key whose `data` value is not valid base64, and why.
+    pub fn decoded(&self) -> Result<BTreeMap<String, Vec<u8>>, (String, String)> {
+        use base64::Engine as _;
+        let mut values = BTreeMap::new();
+        for (key, value) in &self.data {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(value.trim())
+                .map_err(|err| (key.clone(), err.to_string()))?;
+            values.insert(key.clone(), bytes);
+        }
+        for (key, value) in &self.string_data {
+            values.insert(key.clone(), value.clone().into_bytes());
+        }
+        Ok(values)
+    }
+
+    /// How many keys it holds (kubectl's DATA column).
+    #[must_use]
+    pub fn key_count(&self) -> usize {
+        self.data
+            .keys()
+            .chain(self.string_data.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    }
+}
+
 /// A Service (`v1`).
 pub type Service = Object<ServiceSpec>;
 

@@ -6,41 +6,62 @@
 //! Port-level settings replace the top-level ones field group by field group, and a
 //! subset's policy is merged over both, as Istio's `MergeTrafficPolicy` does.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use meshlab_proxy_config::route::action::HashPolicy;
 use meshlab_proxy_config::{
-    CircuitBreakers, Cluster, DiscoveryType, LbPolicy, OutlierDetection, TlsMode, UpstreamTls,
+    CircuitBreakers, Cluster, DiscoveryType, LbPolicy, OutlierDetection, Secret, TlsMode,
+    UpstreamTls,
 };
 
+use super::credentials::Credential;
 use super::mesh::{Mesh, MeshService, ROOT_NAMESPACE, ServiceKind, exported_to, fqdn};
 use super::names;
 use crate::resource::networking::{
-    ClientTlsMode, ConnectionPoolSettings, DestinationRule, LoadBalancerSettings,
-    OutlierDetection as IstioOutlier, Resolution, SimpleLb, Subset, TrafficPolicy,
+    ClientTlsMode, ClientTlsSettings, ConnectionPoolSettings, DestinationRule,
+    LoadBalancerSettings, OutlierDetection as IstioOutlier, Resolution, SimpleLb, Subset,
+    TrafficPolicy,
 };
 
 /// Istio's default connect timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The DestinationRule for `service` as seen from `namespace`.
+/// The DestinationRule for `service` as seen from a proxy in `namespace` with
+/// `labels`. A rule with a `workloadSelector` applies only to the workloads it
+/// selects in its own namespace, and before the namespace's other rules for the
+/// host (Istio's precedence for selected rules).
 pub fn destination_rule<'m>(
     mesh: &'m Mesh,
     service: &MeshService,
     namespace: &str,
+    labels: &BTreeMap<String, String>,
 ) -> Option<&'m DestinationRule> {
     let applies = |dr: &&DestinationRule| {
         let dr_namespace = dr.metadata.namespace.as_deref().unwrap_or("default");
         host_matches(&fqdn(&dr.spec.host, dr_namespace), &service.hostname)
             && exported_to(&dr.spec.export_to, dr_namespace, namespace)
     };
+    let selected = |dr: &&DestinationRule| {
+        dr.spec.workload_selector.as_ref().is_some_and(|s| {
+            dr.metadata.namespace.as_deref().unwrap_or("default") == namespace
+                && s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        })
+    };
     let in_namespace = |ns: &str| {
         mesh.destination_rules
             .iter()
-            .filter(|dr| dr.metadata.namespace.as_deref().unwrap_or("default") == ns)
+            .filter(|dr| {
+                dr.metadata.namespace.as_deref().unwrap_or("default") == ns
+                    && dr.spec.workload_selector.is_none()
+            })
             .find(applies)
     };
-    in_namespace(namespace)
+    mesh.destination_rules
+        .iter()
+        .filter(selected)
+        .find(applies)
+        .or_else(|| in_namespace(namespace))
         .or_else(|| in_namespace(&service.namespace))
         .or_else(|| in_namespace(ROOT_NAMESPACE))
 }
@@ -108,6 +129,8 @@ pub fn cluster(
             sni: None,
             subject_alt_names: Vec::new(),
             auto_mtls: true,
+            certificate: None,
+            trusted_ca: None,
         });
     }
     if let Some(tls) = &mut cluster.tls
@@ -126,6 +149,62 @@ pub fn cluster(
         }
     }
     cluster
+}
+
+/// The `tls` settings that decide a cluster's TLS: the subset's policy over the
+/// rule's, port-level settings over top-level ones (as [`cluster`] merges them).
+pub fn client_tls<'r>(
+    rule: Option<&'r DestinationRule>,
+    subset: Option<&'r Subset>,
+    port: u16,
+) -> Option<&'r ClientTlsSettings> {
+    let of = |policy: &'r TrafficPolicy| {
+        policy
+            .port_level_settings
+            .iter()
+            .find(|p| p.port.as_ref().is_some_and(|s| s.number == u32::from(port)))
+            .and_then(|p| p.tls.as_ref())
+            .or(policy.tls.as_ref())
+    };
+    subset
+        .and_then(|s| s.traffic_policy.as_ref())
+        .and_then(of)
+        .or_else(|| {
+            rule.and_then(|r| r.spec.traffic_policy.as_ref())
+                .and_then(of)
+        })
+}
+
+/// Points a `SIMPLE` or `MUTUAL` cluster at its `credentialName` secrets and adds
+/// them to the proxy's. Istio applies `credentialName` at gateways, and at
+/// sidecars only when the DestinationRule has a `workloadSelector`; elsewhere a
+/// sidecar would read certificate files, which meshlab pods do not have, so it
+/// presents no client certificate and trusts the system roots (`apply` warns).
+pub fn apply_credential(
+    cluster: &mut Cluster,
+    settings: Option<&ClientTlsSettings>,
+    applies: bool,
+    credential: impl FnOnce(&str) -> Credential,
+    secrets: &mut BTreeMap<String, Secret>,
+) {
+    let (Some(tls), Some(settings)) = (&mut cluster.tls, settings) else {
+        return;
+    };
+    let name = settings.credential_name.as_str();
+    if name.is_empty() || !applies || !matches!(tls.mode, TlsMode::Simple | TlsMode::Mutual) {
+        return;
+    }
+    let credential = credential(name);
+    if tls.mode == TlsMode::Mutual {
+        tls.certificate = Some(Secret::kubernetes_name(name));
+    }
+    // MUTUAL without a CA in the secret verifies the server with the system roots;
+    // SIMPLE names a credential only for its CA.
+    let without_ca = tls.mode == TlsMode::Mutual && credential.exists && credential.ca.is_none();
+    if !without_ca {
+        tls.trusted_ca = Some(Secret::ca_name(name));
+    }
+    credential.add_to(secrets);
 }
 
 /// The SPIFFE identities of a service's endpoints, sorted, each once.
@@ -209,6 +288,8 @@ fn apply_policy(cluster: &mut Cluster, policy: &TrafficPolicy, port: u16) -> boo
                 sni: (!tls.sni.is_empty()).then(|| tls.sni.clone()),
                 subject_alt_names: tls.subject_alt_names.clone(),
                 auto_mtls: false,
+                certificate: None,
+                trusted_ca: None,
             }),
         };
     }

@@ -174,6 +174,8 @@ pub struct Mesh {
     /// JSON Web Key Sets fetched from `jwksUri`s (by URI), or why not; filled in by
     /// the control plane's fetcher after [`Mesh::build`] (empty in tests).
     pub jwks: BTreeMap<String, Result<String, String>>,
+    /// Secrets' decoded values, by `(namespace, name)`, then key.
+    pub secrets: BTreeMap<(String, String), BTreeMap<String, Vec<u8>>>,
 }
 
 impl Mesh {
@@ -190,6 +192,7 @@ impl Mesh {
             authorization_policies: Vec::new(),
             request_authentications: Vec::new(),
             jwks: BTreeMap::new(),
+            secrets: BTreeMap::new(),
         };
         let deployments: BTreeMap<(String, String), &Deployment> = snapshot
             .iter()
@@ -240,6 +243,14 @@ impl Mesh {
                     mesh.request_authentications.push(authn.clone());
                 }
                 Resource::PeerAuthentication(pa) => mesh.peer_authentications.push(pa.clone()),
+                // Validation refused undecodable data on apply.
+                Resource::Secret(secret) => {
+                    if let Ok(values) = secret.decoded() {
+                        let namespace = namespace_of(secret.metadata.namespace.as_deref());
+                        mesh.secrets
+                            .insert((namespace, secret.metadata.name.clone()), values);
+                    }
+                }
                 _ => {}
             }
         }

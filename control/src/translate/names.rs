@@ -7,7 +7,7 @@ pub fn outbound_cluster(port: u16, subset: &str, host: &str) -> String {
 }
 
 /// The Secret holding a proxy's own certificate (Istio's name).
-pub const WORKLOAD_SECRET: &str = "default";
+pub use meshlab_proxy_config::secret::WORKLOAD_CERTIFICATE as WORKLOAD_SECRET;
 
 /// The Secret holding the mesh's trust roots (Istio's name).
 pub const ROOT_SECRET: &str = "ROOTCA";

@@ -135,6 +135,20 @@ fn node(pod: &Pod) -> ProxyNode {
     }
 }
 
+/// The ingress gateway's pod (in istio-system), and it with Bookinfo's pods.
+fn with_ingress_gateway() -> (Pod, Vec<Pod>) {
+    let mut gateway_pod = pod(
+        "istio-ingressgateway",
+        "10.0.0.20",
+        &[("app", "istio-ingressgateway"), ("istio", "ingressgateway")],
+        "istio-ingressgateway-service-account",
+    );
+    gateway_pod.namespace = "istio-system".to_owned();
+    let mut all = pods();
+    all.push(gateway_pod.clone());
+    (gateway_pod, all)
+}
+
 fn productpage(mesh: &Mesh) -> ProxyConfig {
     sidecar(mesh, &node(&pods()[0]))
 }
@@ -952,15 +966,7 @@ spec:
     - source:
         notRequestPrincipals: [\"*\"]
 ";
-    let mut gateway_pod = pod(
-        "istio-ingressgateway",
-        "10.0.0.20",
-        &[("app", "istio-ingressgateway"), ("istio", "ingressgateway")],
-        "istio-ingressgateway-service-account",
-    );
-    gateway_pod.namespace = "istio-system".to_owned();
-    let mut all = pods();
-    all.push(gateway_pod.clone());
+    let (gateway_pod, all) = with_ingress_gateway();
     let mesh = mesh_with_pods(
         &[INGRESS, HTTPBIN_GATEWAY, ALLOW_NOTHING],
         OutboundMode::AllowAny,
@@ -1187,4 +1193,151 @@ spec:
         &c.filter,
         NetworkFilter::TcpProxy(tcp) if tcp.cluster == "inbound|7070||"
     )));
+}
+
+// === credentialName ===
+
+const TLS_TASKS: &str = include_str!("../../tests/data/tls-tasks.yaml");
+
+#[test]
+fn an_https_gateway_server_terminates_tls_with_its_credential_secret() {
+    const INGRESS: &str = include_str!("../../../labs/samples/istio-ingressgateway.yaml");
+    let (gateway_pod, all) = with_ingress_gateway();
+    let mesh = mesh_with_pods(&[INGRESS, TLS_TASKS], OutboundMode::AllowAny, &all);
+    let mut node = node(&gateway_pod);
+    node.kind = ProxyKind::Router;
+    let config = gateway(&mesh, &node);
+
+    let listener = &config.listeners["0.0.0.0_8443"];
+    let chains: Vec<(&str, &[String], Option<&DownstreamTls>)> = listener
+        .filter_chains
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.matcher.server_names.as_slice(),
+                c.tls.as_ref(),
+            )
+        })
+        .collect();
+    let host = ["httpbin.example.com".to_owned()];
+    assert_eq!(
+        chains,
+        [
+            (
+                "https.443.https.mygateway.default",
+                &host[..],
+                Some(&DownstreamTls {
+                    certificate: "kubernetes://httpbin-credential".to_owned(),
+                    require_client_certificate: false,
+                    trusted_ca: None,
+                })
+            ),
+            (
+                "https.443.https.mygateway-mtls.default",
+                &host[..],
+                Some(&DownstreamTls {
+                    certificate: "kubernetes://httpbin-mtls-credential".to_owned(),
+                    require_client_certificate: true,
+                    trusted_ca: Some("kubernetes://httpbin-mtls-credential-cacert".to_owned()),
+                })
+            ),
+        ],
+        "port 443 of the Service is 8443 in the pod; one chain per server, by SNI"
+    );
+    let routes = &config.routes["https.443.https.mygateway.default"];
+    assert_eq!(routes.virtual_hosts.len(), 1);
+    assert_eq!(routes.virtual_hosts[0].name, "httpbin.example.com:8443");
+
+    let secrets: Vec<(&str, bool)> = config
+        .secrets
+        .values()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                matches!(
+                    s.kind,
+                    meshlab_proxy_config::SecretKind::TlsCertificate { .. }
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            ("kubernetes://httpbin-credential", true),
+            ("kubernetes://httpbin-mtls-credential", true),
+            ("kubernetes://httpbin-mtls-credential-cacert", false),
+        ]
+    );
+}
+
+#[test]
+fn credential_name_reaches_only_the_sidecars_a_rule_selects() {
+    const CLIENT_CREDENTIAL: &str = "\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: client-credential
+stringData:
+  tls.crt: CERT
+  tls.key: KEY
+  ca.crt: CA
+";
+    let rule = |selector: &str| {
+        format!(
+            "\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: ratings-mtls
+spec:
+  host: ratings
+{selector}  trafficPolicy:
+    portLevelSettings:
+    - port: {{number: 9080}}
+      tls: {{mode: MUTUAL, credentialName: client-credential, sni: ratings.example.com}}
+"
+        )
+    };
+    let selected = rule("  workloadSelector:\n    matchLabels: {app: productpage}\n");
+    let with_selector = mesh(&[CLIENT_CREDENTIAL, &selected], OutboundMode::AllowAny);
+    let cluster = "outbound|9080||ratings.default.svc.cluster.local";
+
+    let config = productpage(&with_selector);
+    let tls = config.clusters[cluster].tls.clone().unwrap();
+    assert_eq!(tls.mode, meshlab_proxy_config::TlsMode::Mutual);
+    assert_eq!(
+        (tls.certificate.as_deref(), tls.trusted_ca.as_deref()),
+        (
+            Some("kubernetes://client-credential"),
+            Some("kubernetes://client-credential-cacert")
+        )
+    );
+    assert_eq!(
+        config.secrets.keys().collect::<Vec<_>>(),
+        [
+            "kubernetes://client-credential",
+            "kubernetes://client-credential-cacert"
+        ]
+    );
+
+    let reviews = reviews_v1(&with_selector);
+    assert_eq!(
+        reviews.clusters[cluster].tls.as_ref().map(|t| t.mode),
+        Some(meshlab_proxy_config::TlsMode::IstioMutual),
+        "a rule selecting productpage does not reach reviews: auto mTLS"
+    );
+    assert!(reviews.secrets.is_empty());
+
+    let unselected = rule("");
+    let without = mesh(&[CLIENT_CREDENTIAL, &unselected], OutboundMode::AllowAny);
+    let config = productpage(&without);
+    let tls = config.clusters[cluster].tls.clone().unwrap();
+    assert_eq!(
+        (tls.mode, tls.certificate, tls.trusted_ca),
+        (meshlab_proxy_config::TlsMode::Mutual, None, None),
+        "without a workloadSelector sidecars do not read credentialName"
+    );
+    assert!(config.secrets.is_empty());
 }

@@ -286,3 +286,133 @@ fn sidecar_ingress_listeners_say_what_meshlab_cannot_do() {
         "{bind:?}"
     );
 }
+
+#[test]
+fn secrets_need_base64_data_and_tls_secrets_their_pair() {
+    let secret =
+        |body: &str| format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\n{body}");
+    assert!(
+        check(&secret(
+            "type: Opaque\ndata: {ca.crt: Q0E=}\nstringData: {key: plain}\n"
+        ))
+        .is_empty()
+    );
+    assert_eq!(
+        errors(&secret("data: {tls.crt: 'not base64!'}\n")),
+        ["data.tls.crt: illegal base64 data: Invalid symbol 32, offset 3."]
+    );
+    assert_eq!(
+        errors(&secret("type: kubernetes.io/tls\ndata: {tls.crt: Q0E=}\n")),
+        ["data.tls.key: required field tls.key is missing for a secret of type kubernetes.io/tls"]
+    );
+    assert_eq!(
+        errors(&secret("stringData: {'a/b': x}\n")),
+        [
+            "stringData.a/b: a valid config key must consist of alphanumeric characters, '-', '_' or '.' (got \"a/b\")"
+        ]
+    );
+}
+
+#[test]
+fn client_tls_takes_credentials_from_secrets_not_files() {
+    let rule = |tls: &str, selector: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: d}}\nspec:\n  host: nginx\n{selector}  trafficPolicy:\n    tls: {tls}\n"
+        )
+    };
+    let selector = "  workloadSelector:\n    matchLabels: {app: curl}\n";
+    assert!(
+        check(&rule(
+            "{mode: MUTUAL, credentialName: client-credential}",
+            selector
+        ))
+        .is_empty()
+    );
+    assert_eq!(
+        errors(&rule("{mode: MUTUAL}", selector)),
+        ["spec.trafficPolicy.tls.mode: client certificate required for mutual tls"]
+    );
+    assert_eq!(
+        errors(&rule(
+            "{mode: MUTUAL, clientCertificate: /etc/certs/c.pem, privateKey: /etc/certs/k.pem}",
+            selector
+        )),
+        [
+            "spec.trafficPolicy.tls.clientCertificate: clientCertificate (a file in the sidecar, \"/etc/certs/c.pem\") is not supported by meshlab",
+            "spec.trafficPolicy.tls.privateKey: privateKey (a file in the sidecar, \"/etc/certs/k.pem\") is not supported by meshlab",
+        ]
+    );
+    assert_eq!(
+        errors(&rule(
+            "{mode: SIMPLE, credentialName: c, caCertificates: /ca.pem}",
+            selector
+        )),
+        [
+            "spec.trafficPolicy.tls.caCertificates: cannot specify client certificates or CA certificate or CA CRL if credentialName is set"
+        ]
+    );
+    let warned = check(&rule(
+        "{mode: MUTUAL, credentialName: client-credential}",
+        "",
+    ));
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned[0].0, Severity::Warning);
+    assert!(
+        warned[0].1.starts_with("spec.trafficPolicy.tls.credentialName: credentialName applies at gateways, and at sidecars only when the DestinationRule has a workloadSelector"),
+        "{warned:?}"
+    );
+}
+
+#[test]
+fn gateway_servers_meshlab_cannot_serve_are_refused_by_name() {
+    let server = |port: &str, tls: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: g}}\nspec:\n  selector: {{istio: ingressgateway}}\n  servers:\n  - port: {port}\n    hosts: [httpbin.example.com]\n{tls}"
+        )
+    };
+    let https = "{number: 443, name: https, protocol: HTTPS}";
+    assert!(
+        check(&server(
+            https,
+            "    tls: {mode: MUTUAL, credentialName: c}\n"
+        ))
+        .is_empty()
+    );
+    assert_eq!(
+        errors(&server(https, "    tls: {mode: PASSTHROUGH}\n")),
+        [
+            "spec.servers[0].tls.mode: gateway tls mode PASSTHROUGH is not supported by meshlab",
+            "spec.servers[0].tls.credentialName: a SIMPLE or MUTUAL server needs a credentialName",
+        ]
+    );
+    assert_eq!(
+        errors(&server(
+            https,
+            "    tls: {mode: SIMPLE, serverCertificate: /etc/c.pem, privateKey: /etc/k.pem, credentialName: c}\n"
+        )),
+        [
+            "spec.servers[0].tls.serverCertificate: gateway tls serverCertificate is not supported by meshlab",
+            "spec.servers[0].tls.privateKey: gateway tls privateKey is not supported by meshlab",
+        ]
+    );
+    assert_eq!(
+        errors(&server("{number: 31400, name: tcp, protocol: TCP}", "")),
+        ["spec.servers[0].port.protocol: gateway server protocol TCP is not supported by meshlab"]
+    );
+    assert_eq!(
+        errors(&server(
+            "{number: 443, name: tls, protocol: TLS}",
+            "    tls: {mode: PASSTHROUGH}\n"
+        )),
+        [
+            "spec.servers[0].port.protocol: gateway server protocol TLS (routing by SNI with VirtualService tls routes) is not supported by meshlab"
+        ]
+    );
+    assert_eq!(
+        errors(&server(
+            "{number: 80, name: http, protocol: HTTP}",
+            "    tls: {httpsRedirect: true}\n"
+        )),
+        ["spec.servers[0].tls.httpsRedirect: httpsRedirect is not supported by meshlab"]
+    );
+}

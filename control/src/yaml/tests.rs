@@ -41,6 +41,10 @@ const SAMPLES: &[(&str, &str)] = &[
         "clients.yaml",
         include_str!("../../tests/data/clients.yaml"),
     ),
+    (
+        "tls-tasks.yaml",
+        include_str!("../../tests/data/tls-tasks.yaml"),
+    ),
 ];
 
 fn load_ok(file: &str, text: &str) -> Vec<Document> {

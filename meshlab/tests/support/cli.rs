@@ -14,6 +14,7 @@ use super::engine::free_port;
 pub struct Lab {
     pub name: String,
     pub http_port: u16,
+    pub https_port: u16,
     pub dashboard_port: u16,
 }
 
@@ -23,6 +24,7 @@ impl Lab {
         Lab {
             name: format!("mlt-{test}-{}", std::process::id()),
             http_port: free_port(),
+            https_port: free_port(),
             dashboard_port: free_port(),
         }
     }
@@ -88,8 +90,17 @@ impl Lab {
 
     /// `meshlab up` on the lab's ports, with `extra` flags.
     pub fn up(&self, extra: &[&str]) -> String {
-        let (http, dashboard) = (self.http_port.to_string(), self.dashboard_port.to_string());
-        let mut args = vec!["up", "--http-port", &http, "--dashboard-port", &dashboard];
+        let (http, https) = (self.http_port.to_string(), self.https_port.to_string());
+        let dashboard = self.dashboard_port.to_string();
+        let mut args = vec![
+            "up",
+            "--http-port",
+            &http,
+            "--https-port",
+            &https,
+            "--dashboard-port",
+            &dashboard,
+        ];
         args.extend_from_slice(extra);
         self.ok(&args)
     }

@@ -86,7 +86,7 @@ pub enum TlsMode {
     Disable,
     /// TLS, server authenticated (origination to external hosts).
     Simple,
-    /// TLS with a client certificate from files.
+    /// TLS with a client certificate (a `credentialName` secret).
     Mutual,
     /// Mesh mTLS with SPIFFE identities.
     IstioMutual,
@@ -106,6 +106,13 @@ pub struct UpstreamTls {
     /// sent plaintext instead.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_mtls: bool,
+    /// The secret with the client certificate to present (`MUTUAL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// The secret with the roots the server must chain to; `None` = the system
+    /// CA bundle (`SIMPLE`, `MUTUAL`) or the mesh's roots (`ISTIO_MUTUAL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_ca: Option<String>,
 }
 
 /// A cluster.

@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod endpoint;
 pub mod listener;
 pub mod proxy;
+pub mod secret;
 
 pub use authz::Authorization;
 pub use cluster::{
@@ -38,3 +39,4 @@ pub use listener::{
 pub use meshlab_proxy_route as route;
 pub use meshlab_proxy_route::{PASSTHROUGH_CLUSTER, RouteConfiguration};
 pub use proxy::{ProxyConfig, ProxyKind, ProxyNode};
+pub use secret::{PrivateKey, Secret, SecretKind};

@@ -174,13 +174,18 @@ impl TcpProxy {
 }
 
 /// TLS a listener terminates.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DownstreamTls {
-    /// The secret holding the server's certificate.
+    /// The secret holding the server's certificate: `default` (the workload's mesh
+    /// certificate, for mTLS between sidecars) or a gateway's `kubernetes://…`.
     pub certificate: String,
     /// Whether clients must present a certificate (mTLS).
     pub require_client_certificate: bool,
+    /// The secret with the roots client certificates must chain to; `None` = the
+    /// mesh's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_ca: Option<String>,
 }
 
 impl ChainMatch {

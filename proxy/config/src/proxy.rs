@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use meshlab_proxy_route::RouteConfiguration;
 use serde::{Deserialize, Serialize};
 
-use crate::{Cluster, ClusterLoadAssignment, Listener};
+use crate::{Cluster, ClusterLoadAssignment, Listener, Secret};
 
 /// A sidecar or a gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -61,4 +61,7 @@ pub struct ProxyConfig {
     pub clusters: BTreeMap<String, Cluster>,
     /// Endpoints by cluster name.
     pub endpoints: BTreeMap<String, ClusterLoadAssignment>,
+    /// Secrets named by TLS contexts (`credentialName`s), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, Secret>,
 }

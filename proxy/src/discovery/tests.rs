@@ -9,7 +9,8 @@ use meshlab_control_api::v1::aggregated_discovery_service_server::{
 };
 use meshlab_control_api::{TypedResource, Wire};
 use meshlab_proxy_config::{
-    Cluster, ClusterLoadAssignment, Listener, ProxyKind, RouteConfiguration, TrafficDirection,
+    Cluster, ClusterLoadAssignment, Listener, ProxyKind, RouteConfiguration, Secret, SecretKind,
+    TrafficDirection,
     route::{Domain, VirtualHost},
 };
 use tokio::{net::TcpListener, task::JoinHandle, time::timeout};
@@ -125,8 +126,11 @@ impl Accepted {
             .expect("stream open");
     }
 
-    /// Answers the four subscriptions with version `version` of everything.
+    /// Answers the five subscriptions with version `version` of everything (no
+    /// secrets).
     async fn sync(&mut self, version: &str) {
+        self.respond::<Secret>(version, &format!("{version}-s"), Vec::new())
+            .await;
         self.respond(version, &format!("{version}-c"), vec![cluster()])
             .await;
         self.respond(version, &format!("{version}-e"), vec![endpoints()])
@@ -135,7 +139,7 @@ impl Accepted {
             .await;
         self.respond(version, &format!("{version}-r"), vec![routes("v1")])
             .await;
-        for suffix in ["c", "e", "l", "r"] {
+        for suffix in ["s", "c", "e", "l", "r"] {
             let ack = self.request().await;
             assert_eq!(ack.response_nonce, format!("{version}-{suffix}"));
             assert_eq!(ack.version_info, version);
@@ -228,7 +232,7 @@ async fn subscribes_in_envoy_order_applies_acks_and_publishes_once_complete() {
     let mut stream = control.accept().await;
 
     let mut subscriptions = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         subscriptions.push(stream.request().await);
     }
     let node = subscriptions[0]
@@ -245,6 +249,7 @@ async fn subscribes_in_envoy_order_applies_acks_and_publishes_once_complete() {
     assert_eq!(
         order,
         [
+            ResourceType::Secret.type_url(),
             ResourceType::Cluster.type_url(),
             ResourceType::ClusterLoadAssignment.type_url(),
             ResourceType::Listener.type_url(),
@@ -257,11 +262,12 @@ async fn subscribes_in_envoy_order_applies_acks_and_publishes_once_complete() {
             .all(|s| s.version_info.is_empty() && s.response_nonce.is_empty())
     );
 
-    // Three of four types answered: nothing published yet.
+    // Four of five types answered: nothing published yet.
+    stream.respond::<Secret>("1", "s", Vec::new()).await;
     stream.respond("1", "a", vec![cluster()]).await;
     stream.respond("1", "b", vec![endpoints()]).await;
     stream.respond("1", "c", vec![listener()]).await;
-    for _ in 0..3 {
+    for _ in 0..4 {
         stream.request().await;
     }
     assert!(!config.has_changed().expect("client running"));
@@ -308,7 +314,7 @@ async fn a_bad_response_is_nacked_and_the_last_good_config_kept() {
     let mut control = ControlPlane::start("127.0.0.1:0".parse().unwrap()).await;
     let (mut config, mut status, task) = client(control.address);
     let mut stream = control.accept().await;
-    for _ in 0..4 {
+    for _ in 0..5 {
         stream.request().await;
     }
     stream.sync("1").await;
@@ -394,7 +400,7 @@ async fn reconnects_after_a_control_plane_restart_and_resyncs() {
     let mut control = ControlPlane::start("127.0.0.1:0".parse().unwrap()).await;
     let (mut config, mut status, task) = client(control.address);
     let mut stream = control.accept().await;
-    for _ in 0..4 {
+    for _ in 0..5 {
         stream.request().await;
     }
     stream.sync("1").await;
@@ -422,7 +428,7 @@ async fn reconnects_after_a_control_plane_restart_and_resyncs() {
     let mut control = ControlPlane::start(address).await;
     let mut stream = control.accept().await;
     let mut subscriptions = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         subscriptions.push(stream.request().await);
     }
     assert!(subscriptions[0].node.is_some(), "the node again");
@@ -495,13 +501,21 @@ fn proxy_config_takes_whole_types_and_refuses_secrets() {
         "{error}"
     );
     assert!(config.routes.is_empty());
-    let error = config
-        .apply(Resources::Secrets(Vec::new()))
-        .expect_err("no secrets yet");
+    let secret = Secret {
+        name: Secret::ca_name("client-credential"),
+        kind: SecretKind::ValidationContext {
+            trusted_ca: "-----BEGIN CERTIFICATE-----".into(),
+        },
+    };
+    config
+        .apply(Resources::Secrets(vec![secret.clone()]))
+        .expect("secrets");
     assert_eq!(
-        error.to_string(),
-        "this proxy does not take secrets yet (hint: do not subscribe to SDS)"
+        config.secrets.get("kubernetes://client-credential-cacert"),
+        Some(&secret)
     );
+    config.apply(Resources::Secrets(Vec::new())).expect("none");
+    assert!(config.secrets.is_empty(), "a response is the whole set");
     assert_eq!(Domain::new("*"), Domain::Any);
 }
 

@@ -6,6 +6,7 @@ mod support;
 
 mod admin;
 mod authz;
+mod credentials;
 mod mtls;
 mod peer;
 mod resilience;

@@ -155,6 +155,7 @@ async fn server(identity: Arc<Identity>) -> Proxy {
         tls: Some(DownstreamTls {
             certificate: "default".to_owned(),
             require_client_certificate: true,
+            trusted_ca: None,
         }),
     });
     Proxy::start_with(config, |options| options.identity = Some(identity)).await
@@ -170,6 +171,8 @@ async fn client(identity: Arc<Identity>, server: std::net::SocketAddr, allowed: 
         sni: Some("outbound_.8000_._.httpbin.foo.svc.cluster.local".to_owned()),
         subject_alt_names: allowed.iter().map(|s| (*s).to_owned()).collect(),
         auto_mtls: false,
+        certificate: None,
+        trusted_ca: None,
     });
     let config = Config::default()
         .http("virtualOutbound", "8000")
@@ -376,6 +379,7 @@ async fn tcp_between_sidecars_is_mutual_tls_with_the_clients_identity() {
     chain.tls = Some(DownstreamTls {
         certificate: "default".to_owned(),
         require_client_certificate: true,
+        trusted_ca: None,
     });
     let server = Proxy::start_with(config, |o| o.identity = Some(server_identity)).await;
     let inbound = server.addr("virtualInbound").await;
@@ -387,6 +391,8 @@ async fn tcp_between_sidecars_is_mutual_tls_with_the_clients_identity() {
         sni: Some("outbound_.9000_._.echo.foo.svc.cluster.local".to_owned()),
         subject_alt_names: vec![HTTPBIN.to_owned()],
         auto_mtls: false,
+        certificate: None,
+        trusted_ca: None,
     });
     let config = Config::default()
         .listener(
@@ -488,6 +494,7 @@ async fn permissive_tells_mesh_mtls_from_the_apps_own_tls_by_alpn() {
             tls: Some(DownstreamTls {
                 certificate: "default".to_owned(),
                 require_client_certificate: true,
+                trusted_ca: None,
             }),
         },
         FilterChain {

@@ -51,6 +51,8 @@ fn simple(sni: &str) -> Option<UpstreamTls> {
         sni: Some(sni.to_owned()),
         subject_alt_names: Vec::new(),
         auto_mtls: false,
+        certificate: None,
+        trusted_ca: None,
     })
 }
 

@@ -52,6 +52,8 @@ pub(super) fn to_wire(cluster: Cluster) -> v1::Cluster {
             sni: tls.sni,
             subject_alt_names: tls.subject_alt_names,
             auto_mtls: tls.auto_mtls,
+            certificate_secret: tls.certificate,
+            validation_secret: tls.trusted_ca,
         }),
         http2: cluster.http2,
         origin: cluster.origin,
@@ -91,6 +93,8 @@ pub(super) fn from_wire(message: v1::Cluster) -> Result<Cluster, Invalid> {
             sni: tls.sni,
             subject_alt_names: tls.subject_alt_names,
             auto_mtls: tls.auto_mtls,
+            certificate: tls.certificate_secret,
+            trusted_ca: tls.validation_secret,
         }),
         None => None,
     };

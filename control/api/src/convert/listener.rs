@@ -78,6 +78,7 @@ fn chain_to_wire(chain: FilterChain) -> v1::FilterChain {
         transport_socket: chain.tls.map(|tls| v1::DownstreamTlsContext {
             certificate_secret: tls.certificate,
             require_client_certificate: tls.require_client_certificate,
+            validation_secret: tls.trusted_ca,
         }),
     }
 }
@@ -164,6 +165,7 @@ fn chain_from_wire(chain: v1::FilterChain) -> Result<FilterChain, Invalid> {
         tls: chain.transport_socket.map(|tls| DownstreamTls {
             certificate: tls.certificate_secret,
             require_client_certificate: tls.require_client_certificate,
+            trusted_ca: tls.validation_secret,
         }),
     })
 }

@@ -7,8 +7,8 @@ use http::HeaderName;
 use meshlab_proxy_config::{
     Authorization, ChainMatch, CircuitBreakers, Cluster, ClusterLoadAssignment, DiscoveryType,
     DownstreamTls, Endpoint, EndpointAddress, FilterChain, HttpConnectionManager, LbPolicy,
-    Listener, NetworkFilter, OutlierDetection, TcpProxy, TcpWeightedCluster, TlsMode,
-    TrafficDirection, UpstreamTls,
+    Listener, NetworkFilter, OutlierDetection, PrivateKey, Secret, SecretKind, TcpProxy,
+    TcpWeightedCluster, TlsMode, TrafficDirection, UpstreamTls,
     route::{
         Action, ClusterSpecifier, Domain, Fault, FaultAbort, FaultDelay, HashPolicy, HeaderMatch,
         HeaderMatcher, HeaderOps, HeaderPair, Mirror, PathMatch, PathRewrite, Pattern, QueryMatch,
@@ -243,6 +243,8 @@ fn clusters_round_trip() {
                 sni: Some("httpbin.org".to_owned()),
                 subject_alt_names: vec!["spiffe://cluster.local/ns/default/sa/reviews".to_owned()],
                 auto_mtls: false,
+                certificate: Some("kubernetes://client-credential".to_owned()),
+                trusted_ca: Some("kubernetes://client-credential-cacert".to_owned()),
             }),
             http2: true,
             origin: vec![
@@ -252,6 +254,35 @@ fn clusters_round_trip() {
             ..Cluster::new("outbound|443||httpbin.org")
         });
     }
+}
+
+#[test]
+fn secrets_round_trip_and_an_empty_one_is_refused() {
+    round_trip(Secret {
+        name: "kubernetes://client-credential".to_owned(),
+        kind: SecretKind::TlsCertificate {
+            certificate_chain: "-----BEGIN CERTIFICATE-----\n".to_owned(),
+            private_key: PrivateKey::new("-----BEGIN PRIVATE KEY-----\n"),
+        },
+    });
+    round_trip(Secret {
+        name: "kubernetes://client-credential-cacert".to_owned(),
+        kind: SecretKind::ValidationContext {
+            trusted_ca: "-----BEGIN CERTIFICATE-----\n".to_owned(),
+        },
+    });
+    let empty = v1::Secret {
+        name: "kubernetes://x".to_owned(),
+        kind: Some(v1::secret::Kind::TlsCertificate(v1::TlsCertificate {
+            certificate_chain: "pem".to_owned(),
+            private_key: String::new(),
+        })),
+    };
+    let error = Secret::from_message(empty).expect_err("no key");
+    assert_eq!(
+        error.to_string(),
+        "SDS \"kubernetes://x\": tls_certificate.private_key: is required"
+    );
 }
 
 #[test]
@@ -401,8 +432,9 @@ fn listeners_round_trip() {
             ],
         }),
         tls: Some(DownstreamTls {
-            certificate: "default".to_owned(),
+            certificate: "kubernetes://httpbin-credential".to_owned(),
             require_client_certificate: true,
+            trusted_ca: Some("kubernetes://httpbin-credential-cacert".to_owned()),
         }),
     };
     let passthrough = FilterChain {

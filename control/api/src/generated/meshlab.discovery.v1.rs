@@ -338,6 +338,13 @@ pub struct UpstreamTlsContext {
     /// plaintext instead (Envoy's transport socket match on `tlsMode: istio`).
     #[prost(bool, tag = "4")]
     pub auto_mtls: bool,
+    /// Name of the Secret with the client certificate to present (MUTUAL).
+    #[prost(string, optional, tag = "5")]
+    pub certificate_secret: ::core::option::Option<::prost::alloc::string::String>,
+    /// Name of the Secret with the roots the server must chain to; absent = the
+    /// system CA bundle (SIMPLE, MUTUAL) or the mesh's roots (ISTIO_MUTUAL).
+    #[prost(string, optional, tag = "6")]
+    pub validation_secret: ::core::option::Option<::prost::alloc::string::String>,
 }
 /// TLS the proxy terminates (Envoy's `DownstreamTlsContext`), on a filter chain.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -348,6 +355,10 @@ pub struct DownstreamTlsContext {
     /// Clients must present a certificate (mutual TLS).
     #[prost(bool, tag = "2")]
     pub require_client_certificate: bool,
+    /// Name of the Secret with the roots client certificates must chain to; absent =
+    /// the mesh's roots.
+    #[prost(string, optional, tag = "3")]
+    pub validation_secret: ::core::option::Option<::prost::alloc::string::String>,
 }
 /// Istio's TLS modes (DestinationRule `tls.mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
@@ -357,7 +368,7 @@ pub enum TlsMode {
     Disable = 0,
     /// One-way TLS: the server presents a certificate (origination to external hosts).
     Simple = 1,
-    /// Mutual TLS with a client certificate from files.
+    /// Mutual TLS with a client certificate (a `credentialName` secret).
     Mutual = 2,
     /// Mesh mutual TLS with SPIFFE identities, as between sidecars.
     IstioMutual = 3,
