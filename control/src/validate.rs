@@ -1311,13 +1311,6 @@ impl Checker {
     fn server_tls(&mut self, here: &FieldPath, server: &Server) {
         let Some(tls) = &server.tls else { return };
         let path = here.field("tls");
-        if tls.https_redirect {
-            self.unsupported(
-                &path.field("httpsRedirect"),
-                "httpsRedirect",
-                "remove it; clients can call the HTTPS server directly",
-            );
-        }
         let protocol = server.port.protocol.to_ascii_uppercase();
         if protocol == "TLS" {
             self.unsupported(

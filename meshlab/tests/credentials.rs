@@ -172,6 +172,26 @@ fn create_generic(lab: &Lab, namespace: &str, name: &str, files: &[(&str, &str)]
     assert_eq!(created.trim(), format!("secret/{name} created"));
 }
 
+/// Gateway's reference example: plain HTTP on port 80 redirected to HTTPS.
+const HTTPS_REDIRECT: &str = "\
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: redirect-gateway
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 80
+      name: http
+      protocol: HTTP
+    hosts:
+    - httpbin.example.com
+    tls:
+      httpsRedirect: true # sends 301 redirect for http requests
+";
+
 /// Sleep's call through its sidecar to the gateway: curl's exit code and status.
 fn teapot(lab: &Lab) -> String {
     let (code, status) = lab.curl_from_sleep(&[
@@ -285,6 +305,23 @@ fn secure_gateway_and_mutual_tls_origination_use_credential_secrets() {
     lab.apply(GATEWAY_ENTRY);
     lab.apply(&origination("SIMPLE", "example-ca", true));
     expect_teapot(&lab, "HTTPS through the gateway's SIMPLE server", "418/0");
+    lab.apply(HTTPS_REDIRECT);
+    eventually("httpsRedirect answers plain HTTP with a 301", || {
+        let (_, out) = lab.gateway(
+            "/status/418",
+            &[
+                "-H",
+                "Host: httpbin.example.com",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{redirect_url}",
+            ],
+        );
+        (out == "301 https://httpbin.example.com/status/418")
+            .then_some(())
+            .ok_or(out)
+    });
     assert_eq!(
         from_host(&lab, &ca, &[]),
         "418/0",

@@ -19,7 +19,9 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use meshlab_proxy_config::route::{Domain, VirtualHost};
+use meshlab_proxy_config::route::{
+    Action, Domain, HeaderOps, PathMatch, Redirect, Route, RouteMatch, VirtualHost,
+};
 use meshlab_proxy_config::{
     ChainMatch, DownstreamTls, FilterChain, HttpConnectionManager, Listener, NetworkFilter,
     ProxyConfig, ProxyNode, RouteConfiguration, Secret, TrafficDirection,
@@ -89,6 +91,8 @@ pub fn gateway(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
     let authorization = super::authz::authorization(mesh, node);
     // Plaintext HTTP: listen port → (gateway names serving it, hosts they accept).
     let mut ports: BTreeMap<u16, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    // Hosts of `httpsRedirect` servers, by listen port.
+    let mut redirects: BTreeMap<u16, Vec<String>> = BTreeMap::new();
     // HTTPS servers that terminate TLS, by listen port.
     let mut https: BTreeMap<u16, Vec<(String, &Server)>> = BTreeMap::new();
     for (name, gateway) in &gateways {
@@ -105,11 +109,13 @@ pub fn gateway(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
             if !Protocol::infer(&server.port.protocol, None).is_http() {
                 continue;
             }
+            let hosts = server.hosts.iter().map(|h| bare_host(h).to_owned());
+            if server.tls.as_ref().is_some_and(|tls| tls.https_redirect) {
+                redirects.entry(port).or_default().extend(hosts.clone());
+            }
             let entry = ports.entry(port).or_default();
             entry.0.push(name.clone());
-            entry
-                .1
-                .extend(server.hosts.iter().map(|h| bare_host(h).to_owned()));
+            entry.1.extend(hosts);
         }
     }
     let hcm = |stat_port: u16, route_config_name: String| {
@@ -122,11 +128,17 @@ pub fn gateway(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
     let mut chains: BTreeMap<u16, Vec<FilterChain>> = BTreeMap::new();
     for (port, (names, hosts)) in ports {
         let route_name = format!("http.{port}");
+        let mut virtual_hosts = virtual_hosts(mesh, node, &names, &hosts, port);
+        require_tls(
+            &mut virtual_hosts,
+            redirects.get(&port).map_or(&[], Vec::as_slice),
+            port,
+        );
         config.routes.insert(
             route_name.clone(),
             RouteConfiguration {
                 name: route_name.clone(),
-                virtual_hosts: virtual_hosts(mesh, node, &names, &hosts, port),
+                virtual_hosts,
                 ignore_port_in_host_matching: true,
             },
         );
@@ -219,6 +231,55 @@ fn terminated(server: &Server) -> Option<&ServerTlsSettings> {
             )
             && !tls.credential_name.is_empty()
     })
+}
+
+/// `httpsRedirect`: the virtual hosts of those servers' hosts answer every request
+/// with a 301 to `https://` (Envoy's `require_tls: ALL`, which Istio sets on them),
+/// and a host no VirtualService serves gets a virtual host of its own for that, as
+/// Istio adds one. The `Location` keeps the request's Host, except a `:80`, which
+/// meshlab's redirect drops when the scheme changes (Envoy keeps it).
+fn require_tls(virtual_hosts: &mut Vec<VirtualHost>, redirected: &[String], port: u16) {
+    if redirected.is_empty() {
+        return;
+    }
+    let redirect = || Route {
+        name: "https-redirect".to_owned(),
+        matcher: RouteMatch::path(PathMatch::Prefix("/".to_owned())),
+        action: Action::Redirect(Redirect {
+            scheme: Some("https".to_owned()),
+            ..Redirect::moved_permanently()
+        }),
+        request_headers: HeaderOps::default(),
+        response_headers: HeaderOps::default(),
+        fault: None,
+        origin: "Gateway httpsRedirect".to_owned(),
+        decorator: None,
+    };
+    let host_of = |vhost: &VirtualHost| {
+        vhost
+            .name
+            .rsplit_once(':')
+            .map_or(vhost.name.clone(), |(host, _)| host.to_owned())
+    };
+    for vhost in virtual_hosts.iter_mut() {
+        let host = host_of(vhost);
+        if redirected
+            .iter()
+            .any(|pattern| pattern == "*" || clusters::host_matches(pattern, &host))
+        {
+            vhost.routes = vec![redirect()];
+        }
+    }
+    for host in redirected {
+        if !virtual_hosts.iter().any(|v| host_of(v) == *host) {
+            virtual_hosts.push(VirtualHost {
+                name: format!("{host}:{port}"),
+                domains: vec![Domain::from(host.clone())],
+                routes: vec![redirect()],
+                origin: "Gateway httpsRedirect".to_owned(),
+            });
+        }
+    }
 }
 
 /// A server host without its `namespace/` prefix.

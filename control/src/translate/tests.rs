@@ -1341,3 +1341,59 @@ spec:
     );
     assert!(config.secrets.is_empty());
 }
+
+#[test]
+fn an_https_redirect_server_answers_every_host_it_names_with_a_301() {
+    const INGRESS: &str = include_str!("../../../labs/samples/istio-ingressgateway.yaml");
+    const REDIRECT: &str = "\
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: mygateway
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [httpbin.example.com, other.example.com]
+    tls: {httpsRedirect: true}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: httpbin
+spec:
+  hosts: [httpbin.example.com]
+  gateways: [mygateway]
+  http:
+  - route:
+    - destination: {host: productpage, port: {number: 9080}}
+";
+    let (gateway_pod, all) = with_ingress_gateway();
+    let mesh = mesh_with_pods(&[INGRESS, REDIRECT], OutboundMode::AllowAny, &all);
+    let mut node = node(&gateway_pod);
+    node.kind = ProxyKind::Router;
+    let config = gateway(&mesh, &node);
+    let hosts: Vec<(&str, Vec<&Action>)> = config.routes["http.8080"]
+        .virtual_hosts
+        .iter()
+        .map(|v| {
+            (
+                v.name.as_str(),
+                v.routes.iter().map(|r| &r.action).collect(),
+            )
+        })
+        .collect();
+    let redirect = Action::Redirect(meshlab_proxy_config::route::Redirect {
+        scheme: Some("https".to_owned()),
+        ..meshlab_proxy_config::route::Redirect::moved_permanently()
+    });
+    assert_eq!(
+        hosts,
+        [
+            ("httpbin.example.com:8080", vec![&redirect]),
+            ("other.example.com:8080", vec![&redirect]),
+        ],
+        "the VirtualService's routes give way to the redirect; a host without one gets it too"
+    );
+}
