@@ -10,6 +10,7 @@ use meshlab_proxy_config::{EndpointAddress, NetworkFilter, ProxyConfig, Secret, 
 use crate::discovery::{ProxyStatus, ResourceType};
 use crate::output::Table;
 use crate::resource::meta::Timestamp;
+use crate::translate::names;
 
 /// `istioctl proxy-status`: one line per connected proxy, sync state per type.
 pub fn proxy_status(statuses: &[ProxyStatus]) -> Table {
@@ -285,11 +286,12 @@ pub fn secrets(
     let mut entries = Vec::new();
     if let Some(chain) = workload_chain
         && let Some(leaf) = chain.first()
-        && let Some(entry) = secret_entry("default", "Cert Chain", leaf, chain.concat())
+        && let Some(entry) =
+            secret_entry(names::WORKLOAD_SECRET, "Cert Chain", leaf, chain.concat())
     {
         entries.push(entry);
     }
-    if let Some(entry) = secret_entry("ROOTCA", "CA", root_pem, root_pem.to_owned()) {
+    if let Some(entry) = secret_entry(names::ROOT_SECRET, "CA", root_pem, root_pem.to_owned()) {
         entries.push(entry);
     }
     for (name, secret) in credentials {

@@ -347,3 +347,33 @@ pub async fn create_secret(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generic_secret_keys_files_by_name_and_encodes_literals() {
+        let dir = std::env::temp_dir().join(format!("meshlab-secret-doc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ca.crt");
+        std::fs::write(&file, "CA").unwrap();
+        let document = generic_secret(
+            "example-ca",
+            &[file.display().to_string()],
+            &["greeting=hi".to_owned()],
+        )
+        .unwrap();
+        assert_eq!(
+            document,
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "example-ca"},
+                "type": "Opaque",
+                "data": {"ca.crt": "Q0E=", "greeting": "aGk="},
+            })
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -232,3 +232,46 @@ fn gen_jwt_prints_a_token_writes_its_jwks_and_names_a_bad_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn create_secret_names_a_bad_file_or_flag_before_reaching_a_lab() {
+    let dir = std::env::temp_dir().join(format!("meshlab-create-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_pem = dir.join("cert.txt");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let lab = format!("mlt-no-lab-{}", std::process::id());
+    let create = |args: &[&str]| {
+        let out = Command::new(MESHLAB)
+            .args(["--name", &lab, "create", "secret"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let cert = format!("--cert={}", not_pem.display());
+    let stderr = create(&["tls", "x", &cert, "--key=/nonexistent/k.pem"]);
+    assert!(
+        stderr.contains(&format!(
+            "failed to load key pair: no PEM certificate in {}",
+            not_pem.display()
+        )),
+        "{stderr}"
+    );
+    let stderr = create(&["generic", "x", "--from-literal=novalue"]);
+    assert!(
+        stderr.contains("--from-literal=novalue: expected KEY=VALUE"),
+        "{stderr}"
+    );
+    let stderr = create(&["generic", "x", "--from-literal=a=1", "--from-literal=a=2"]);
+    assert!(
+        stderr.contains("cannot add key a, another key by that name already exists"),
+        "{stderr}"
+    );
+    let stderr = create(&["generic", "x", "--from-file=/nonexistent/ca.crt"]);
+    assert!(
+        stderr.contains("--from-file=/nonexistent/ca.crt: cannot read /nonexistent/ca.crt"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -186,15 +186,13 @@ impl ClusterManager {
         let mut clusters = BTreeMap::new();
         for (name, def) in defs {
             let assignment = config.endpoints.get(name);
-            let secrets = def.tls.as_ref().map_or_else(Vec::new, |tls| {
-                tls::named_secrets(tls::upstream_secret_names(tls), &config.secrets)
-            });
+            let secrets = tls::upstream_secrets(def.tls.as_ref(), &config.secrets);
             let state = match self.clusters.get(name) {
                 Some(old) if old.def == def && old.secrets == secrets && old.keeps(assignment) => {
                     old.set_endpoints(assignment);
                     old.clone()
                 }
-                _ => ClusterState::new(name, def, assignment.cloned(), &config.secrets, ctx),
+                _ => ClusterState::new(name, def, assignment.cloned(), config, secrets, ctx),
             };
             clusters.insert(name.to_owned(), state);
         }
@@ -221,7 +219,8 @@ impl ClusterState {
         name: &str,
         def: Cluster,
         assignment: Option<ClusterLoadAssignment>,
-        secrets: &BTreeMap<String, Secret>,
+        config: &ProxyConfig,
+        secrets: Vec<Option<Secret>>,
         ctx: &Arc<ClusterContext>,
     ) -> Arc<Self> {
         let breakers = &def.circuit_breakers;
@@ -235,7 +234,13 @@ impl ClusterState {
         let transport = match &def.tls {
             None => Transport::Plain,
             Some(tls) => {
-                match Origination::new(tls, def.http2, &ctx.roots, ctx.identity.as_ref(), secrets) {
+                match Origination::new(
+                    tls,
+                    def.http2,
+                    &ctx.roots,
+                    ctx.identity.as_ref(),
+                    &config.secrets,
+                ) {
                     Ok(None) => Transport::Plain,
                     Ok(Some(origination)) => Transport::Tls(origination),
                     Err(reason) => {
@@ -249,9 +254,6 @@ impl ClusterState {
             def.discovery,
             DiscoveryType::StrictDns | DiscoveryType::LogicalDns
         ) || has_dns_names(assignment.as_ref());
-        let secrets = def.tls.as_ref().map_or_else(Vec::new, |tls| {
-            tls::named_secrets(tls::upstream_secret_names(tls), secrets)
-        });
         let state = Arc::new(Self {
             name: name.into(),
             secrets,

@@ -172,6 +172,7 @@ impl Origination {
                 inner: verifier,
                 roots,
                 names: tls.subject_alt_names.clone(),
+                algorithms: provider.signature_verification_algorithms,
             });
         }
         let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -236,18 +237,16 @@ fn sni(tls: &UpstreamTls) -> Result<Option<ServerName<'static>>, String> {
         .transpose()
 }
 
-/// The secrets a cluster's or chain's TLS names, as they are now: when they
-/// change, what was built from them is built anew.
-pub(crate) fn named_secrets<'a>(
-    names: impl IntoIterator<Item = &'a String>,
+/// The secrets an upstream TLS context names, as they are now: when they change,
+/// the cluster's TLS is built anew.
+pub(crate) fn upstream_secrets(
+    tls: Option<&UpstreamTls>,
     secrets: &BTreeMap<String, Secret>,
 ) -> Vec<Option<Secret>> {
-    names.into_iter().map(|n| secrets.get(n).cloned()).collect()
-}
-
-/// The secrets an upstream TLS context names.
-pub(crate) fn upstream_secret_names(tls: &UpstreamTls) -> impl Iterator<Item = &String> {
-    tls.certificate.iter().chain(&tls.trusted_ca)
+    tls.into_iter()
+        .flat_map(|tls| tls.certificate.iter().chain(&tls.trusted_ca))
+        .map(|name| secrets.get(name).cloned())
+        .collect()
 }
 
 fn missing(name: &str) -> String {
@@ -377,7 +376,11 @@ fn server_config(
                 WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider.clone())
                     .build()
                     .map_err(|err| format!("cannot verify clients with {name}: {err}"))?;
-            builder.with_client_cert_verifier(Arc::new(x509_v1::Clients { inner, roots }))
+            builder.with_client_cert_verifier(Arc::new(x509_v1::Clients {
+                inner,
+                roots,
+                algorithms: provider.signature_verification_algorithms,
+            }))
         }
         (None, true) => {
             return Err(format!(

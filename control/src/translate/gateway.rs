@@ -138,7 +138,7 @@ pub fn gateway(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
             route_name.clone(),
             RouteConfiguration {
                 name: route_name.clone(),
-                virtual_hosts,
+                virtual_hosts: virtual_hosts.into_values().collect(),
                 ignore_port_in_host_matching: true,
             },
         );
@@ -179,7 +179,9 @@ pub fn gateway(mesh: &Mesh, node: &ProxyNode) -> ProxyConfig {
                         std::slice::from_ref(name),
                         &hosts,
                         *port,
-                    ),
+                    )
+                    .into_values()
+                    .collect(),
                     ignore_port_in_host_matching: true,
                 },
             );
@@ -238,7 +240,11 @@ fn terminated(server: &Server) -> Option<&ServerTlsSettings> {
 /// and a host no VirtualService serves gets a virtual host of its own for that, as
 /// Istio adds one. The `Location` keeps the request's Host, except a `:80`, which
 /// meshlab's redirect drops when the scheme changes (Envoy keeps it).
-fn require_tls(virtual_hosts: &mut Vec<VirtualHost>, redirected: &[String], port: u16) {
+fn require_tls(
+    virtual_hosts: &mut BTreeMap<String, VirtualHost>,
+    redirected: &[String],
+    port: u16,
+) {
     if redirected.is_empty() {
         return;
     }
@@ -255,30 +261,23 @@ fn require_tls(virtual_hosts: &mut Vec<VirtualHost>, redirected: &[String], port
         origin: "Gateway httpsRedirect".to_owned(),
         decorator: None,
     };
-    let host_of = |vhost: &VirtualHost| {
-        vhost
-            .name
-            .rsplit_once(':')
-            .map_or(vhost.name.clone(), |(host, _)| host.to_owned())
-    };
-    for vhost in virtual_hosts.iter_mut() {
-        let host = host_of(vhost);
+    for (host, vhost) in virtual_hosts.iter_mut() {
         if redirected
             .iter()
-            .any(|pattern| pattern == "*" || clusters::host_matches(pattern, &host))
+            .any(|pattern| pattern == "*" || clusters::host_matches(pattern, host))
         {
             vhost.routes = vec![redirect()];
         }
     }
     for host in redirected {
-        if !virtual_hosts.iter().any(|v| host_of(v) == *host) {
-            virtual_hosts.push(VirtualHost {
+        virtual_hosts
+            .entry(host.clone())
+            .or_insert_with(|| VirtualHost {
                 name: format!("{host}:{port}"),
                 domains: vec![Domain::from(host.clone())],
                 routes: vec![redirect()],
                 origin: "Gateway httpsRedirect".to_owned(),
             });
-        }
     }
 }
 
@@ -288,14 +287,14 @@ fn bare_host(host: &str) -> &str {
 }
 
 /// The virtual hosts of the VirtualServices bound to gateways `names` for the
-/// servers' `hosts` on `port`.
+/// servers' `hosts` on `port`, by VirtualService host.
 fn virtual_hosts(
     mesh: &Mesh,
     node: &ProxyNode,
     names: &[String],
     hosts: &[String],
     port: u16,
-) -> Vec<VirtualHost> {
+) -> BTreeMap<String, VirtualHost> {
     let mut virtual_hosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
     for vs in &mesh.virtual_services {
         let vs_namespace = vs.metadata.namespace.as_deref().unwrap_or("default");
@@ -350,5 +349,5 @@ fn virtual_hosts(
             vhost.routes.extend(routes);
         }
     }
-    virtual_hosts.into_values().collect()
+    virtual_hosts
 }

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
@@ -32,6 +33,8 @@ pub(crate) struct Servers {
     pub(crate) roots: Vec<CertificateDer<'static>>,
     /// Names the server may have instead of the server name (`subjectAltNames`).
     pub(crate) names: Vec<String>,
+    /// The provider's signature algorithms.
+    pub(crate) algorithms: WebPkiSupportedAlgorithms,
 }
 
 /// A client verifier that also accepts version 1 leaves.
@@ -40,6 +43,8 @@ pub(crate) struct Clients {
     pub(crate) inner: Arc<dyn ClientCertVerifier>,
     /// The trusted CA certificates (DER).
     pub(crate) roots: Vec<CertificateDer<'static>>,
+    /// The provider's signature algorithms.
+    pub(crate) algorithms: WebPkiSupportedAlgorithms,
 }
 
 /// Whether `der` is a version 1 certificate.
@@ -101,45 +106,31 @@ fn verify_chain(
     Err(bad(CertificateError::UnknownIssuer))
 }
 
-/// A handshake signature: checked with the key of a version 1 certificate, else
-/// by `webpki` (the wrapped verifier).
+/// A handshake signature: checked with the leaf's own key when it is a version 1
+/// certificate (webpki would parse the certificate and refuse it), else by the
+/// wrapped verifier. TLS 1.2 with a version 1 certificate is refused: rustls checks
+/// 1.2 signatures only through webpki.
 fn handshake_signature(
     message: &[u8],
     cert: &CertificateDer<'_>,
     dss: &DigitallySignedStruct,
     tls13: bool,
+    algorithms: &WebPkiSupportedAlgorithms,
     webpki: impl FnOnce() -> Result<HandshakeSignatureValid, Error>,
 ) -> Result<HandshakeSignatureValid, Error> {
-    if is_v1(cert) {
-        v1_signature(message, cert, dss, tls13)
-    } else {
-        webpki()
-    }
-}
-
-/// A TLS 1.3 handshake signature by a version 1 certificate's key (webpki's own
-/// check would parse the certificate and refuse it). TLS 1.2 with such a
-/// certificate is refused: rustls checks 1.2 signatures only through webpki.
-fn v1_signature(
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-    tls13: bool,
-) -> Result<HandshakeSignatureValid, Error> {
+    let v1 = x509_parser::parse_x509_certificate(cert)
+        .ok()
+        .filter(|(_, parsed)| parsed.version() == X509Version::V1);
+    let Some((_, parsed)) = v1 else {
+        return webpki();
+    };
     if !tls13 {
         return Err(Error::General(
             "TLS 1.2 with an X.509 version 1 certificate is not supported".to_owned(),
         ));
     }
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
-        .map_err(|_| bad(CertificateError::BadEncoding))?;
     let spki = SubjectPublicKeyInfoDer::from(parsed.public_key().raw);
-    rustls::crypto::verify_tls13_signature_with_raw_key(
-        message,
-        &spki,
-        dss,
-        &rustls::crypto::ring::default_provider().signature_verification_algorithms,
-    )
+    rustls::crypto::verify_tls13_signature_with_raw_key(message, &spki, dss, algorithms)
 }
 
 /// Whether the leaf's subject common name is `name` (a `*.` wildcard covers one
@@ -195,7 +186,7 @@ impl ServerCertVerifier for Servers {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        handshake_signature(message, cert, dss, false, || {
+        handshake_signature(message, cert, dss, false, &self.algorithms, || {
             self.inner.verify_tls12_signature(message, cert, dss)
         })
     }
@@ -206,7 +197,7 @@ impl ServerCertVerifier for Servers {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        handshake_signature(message, cert, dss, true, || {
+        handshake_signature(message, cert, dss, true, &self.algorithms, || {
             self.inner.verify_tls13_signature(message, cert, dss)
         })
     }
@@ -242,7 +233,7 @@ impl ClientCertVerifier for Clients {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        handshake_signature(message, cert, dss, false, || {
+        handshake_signature(message, cert, dss, false, &self.algorithms, || {
             self.inner.verify_tls12_signature(message, cert, dss)
         })
     }
@@ -253,7 +244,7 @@ impl ClientCertVerifier for Clients {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        handshake_signature(message, cert, dss, true, || {
+        handshake_signature(message, cert, dss, true, &self.algorithms, || {
             self.inner.verify_tls13_signature(message, cert, dss)
         })
     }
