@@ -39,11 +39,17 @@ fn passes(lab: &Lab, name: &str) -> usize {
         .iter()
         .filter(|c| c["passed"] != true)
         .collect();
-    assert!(
-        out.status.success() && result["passed"] == true,
-        "lab {name} failed: {failed:#?}\nerrors: {}",
-        result["errors"]
-    );
+    if !(out.status.success() && result["passed"] == true) {
+        // What the mesh looked like then, for the next reader of a red run.
+        let pods = lab.run(&["get", "pods", "-A"]);
+        let status = lab.run(&["proxy-status"]);
+        panic!(
+            "lab {name} failed: {failed:#?}\nerrors: {}\n{}\n{}",
+            result["errors"],
+            String::from_utf8_lossy(&pods.stdout),
+            String::from_utf8_lossy(&status.stdout)
+        );
+    }
     let checks = result["checks"].as_array().unwrap().len();
     assert!(checks > 0, "lab {name} checked nothing");
     checks
